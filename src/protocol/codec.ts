@@ -1,0 +1,89 @@
+import { Decoder, Encoder } from 'cbor-x';
+import { fromBase64, toBase64 } from './bytes.js';
+import { PmbError } from './errors.js';
+import { DEFAULT_ENCODING, type EncodingName, SUBPROTOCOLS } from './version.js';
+
+/** Turns frames into WebSocket messages and back. Decoding only parses; validation is the schema's job. */
+export interface Codec {
+  readonly name: EncodingName;
+  readonly subprotocol: string;
+  /** true when frames travel as binary WebSocket messages. */
+  readonly binary: boolean;
+  encode(value: unknown): Uint8Array | string;
+  decode(data: Uint8Array | string): unknown;
+}
+
+// Plain CBOR: byte strings as major type 2 (not cbor-x's tag-64 typed arrays), maps as maps, no
+// cbor-x record extension, so any CBOR library reads PMB frames.
+const cborOptions = {
+  tagUint8Array: false,
+  useRecords: false,
+  mapsAsObjects: true,
+  variableMapSize: true,
+  structuredClone: false,
+  pack: false,
+} as const;
+const cborEncoder = new Encoder(cborOptions);
+const cborDecoder = new Decoder(cborOptions);
+
+/** Encode a value as plain CBOR (used for frames, message content and signed record payloads). */
+export function encodeCbor(value: unknown): Uint8Array {
+  const out = cborEncoder.encode(value);
+  // cbor-x may hand back a view of its reusable buffer: copy so callers own what they keep.
+  return new Uint8Array(out);
+}
+
+export function decodeCbor(data: Uint8Array): unknown {
+  return cborDecoder.decode(data);
+}
+
+export const cborCodec: Codec = {
+  name: 'cbor',
+  subprotocol: SUBPROTOCOLS.cbor,
+  binary: true,
+  encode: encodeCbor,
+  decode(data) {
+    if (typeof data === 'string') throw new PmbError('bad_frame', 'Expected a binary CBOR frame');
+    return decodeCbor(data);
+  },
+};
+
+/** JSON for debugging: byte strings travel as {"$bytes": "<base64>"} (as DAG-JSON does). */
+export const jsonCodec: Codec = {
+  name: 'json',
+  subprotocol: SUBPROTOCOLS.json,
+  binary: false,
+  encode(value) {
+    return JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? { $bytes: toBase64(v) } : v));
+  },
+  decode(data) {
+    const text = typeof data === 'string' ? data : new TextDecoder('utf-8', { fatal: true }).decode(data);
+    return JSON.parse(text, (_key, v: unknown) => {
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        const keys = Object.keys(v);
+        const b = (v as { $bytes?: unknown }).$bytes;
+        if (keys.length === 1 && typeof b === 'string') return fromBase64(b);
+      }
+      return v;
+    });
+  },
+};
+
+export const CODECS: Record<EncodingName, Codec> = { cbor: cborCodec, json: jsonCodec };
+
+export function codecForSubprotocol(subprotocol: string | undefined | null): Codec | undefined {
+  if (!subprotocol) return CODECS[DEFAULT_ENCODING];
+  return Object.values(CODECS).find((c) => c.subprotocol === subprotocol);
+}
+
+/** Depth of nested arrays/maps, to refuse pathological frames before anything walks them. */
+export function nestingDepth(value: unknown, limit: number, depth = 0): number {
+  if (depth > limit) return depth;
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return depth;
+  let max = depth + 1;
+  for (const v of Object.values(value)) {
+    max = Math.max(max, nestingDepth(v, limit, depth + 1));
+    if (max > limit) break;
+  }
+  return max;
+}
