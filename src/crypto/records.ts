@@ -1,0 +1,160 @@
+import * as openpgp from 'openpgp';
+import { equalBytes, sha256 } from '../protocol/bytes.js';
+import { decodeCbor } from '../protocol/codec.js';
+import { PmbError } from '../protocol/errors.js';
+import { type RecordPayload, recordPayload, type SignedRecord, signedRecord } from '../protocol/records.js';
+import { pgpConfig, verificationDate } from './config.js';
+import { encodeMap } from './encode.js';
+import type { Identity, PublicIdentity } from './keys.js';
+
+const MAX_SIGS = 4;
+const MAX_PAYLOAD_BYTES = 4096;
+
+declare const verifiedBrand: unique symbol;
+/**
+ * A value that only verifyRecord hands out (nostr-tools' pattern): code that needs a checked record takes
+ * Verified<...> and the compiler refuses anything that did not go through verification.
+ */
+export type Verified<T> = T & { readonly [verifiedBrand]: true };
+
+/** A new record signed by `signer`. The payload bytes are the CBOR of {v: 1, ...payload}, in that order. */
+export async function createRecord(
+  signer: Identity,
+  payload: Omit<RecordPayload, 'v'>,
+): Promise<SignedRecord> {
+  const full = { v: 1, ...payload };
+  const parsed = recordPayload.safeParse(full);
+  if (!parsed.success) throw new PmbError('bad_record', `Invalid record payload: ${parsed.error.message}`);
+  const bytes = encodeMap(full);
+  if (bytes.length > MAX_PAYLOAD_BYTES) {
+    throw new PmbError('bad_record', `Record payloads are at most ${MAX_PAYLOAD_BYTES} bytes`);
+  }
+  return { payload: bytes, sigs: [{ by: signer.fingerprint, sig: await signDetached(signer, bytes) }] };
+}
+
+/**
+ * Adds `signer`'s signature over the same payload bytes (a registrar countersigning a binding). A signature
+ * already listed for the signer is replaced, so each signer appears once and its signature is fresh.
+ */
+export async function cosignRecord(signer: Identity, record: SignedRecord): Promise<SignedRecord> {
+  decodeRecord(record);
+  const others = record.sigs.filter((s) => s.by !== signer.fingerprint);
+  if (others.length >= MAX_SIGS)
+    throw new PmbError('bad_record', `A record carries at most ${MAX_SIGS} signatures`);
+  const sig = await signDetached(signer, record.payload);
+  return { payload: record.payload, sigs: [...others, { by: signer.fingerprint, sig }] };
+}
+
+/** Decodes and schema-checks the payload. Says nothing about signatures: see verifyRecord. */
+export function decodeRecord(record: SignedRecord): RecordPayload {
+  const shape = signedRecord.safeParse(record);
+  if (!shape.success) throw new PmbError('bad_record', `Invalid signed record: ${shape.error.message}`);
+  let decoded: unknown;
+  try {
+    decoded = decodeCbor(record.payload);
+  } catch (cause) {
+    throw new PmbError('bad_record', 'The record payload is not CBOR', { cause });
+  }
+  const parsed = recordPayload.safeParse(decoded);
+  if (!parsed.success) throw new PmbError('bad_record', `Invalid record payload: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+/**
+ * Checks a record: a valid signature by the subject's key, when requireCosigner one by a cosigner too
+ * (signatures by anyone else are ignored), and not expired at `now`. Returns the payload and its hash,
+ * which the next record of the chain names as prev.
+ */
+export async function verifyRecord(
+  record: SignedRecord,
+  keys: { subject: PublicIdentity; cosigners?: PublicIdentity[] },
+  opts: { now?: number; requireCosigner?: boolean } = {},
+): Promise<Verified<{ record: SignedRecord; payload: RecordPayload; hash: Uint8Array }>> {
+  const payload = decodeRecord(record);
+  if (payload.subject !== keys.subject.fingerprint) {
+    throw new PmbError('bad_signature', 'The record is about another identity than the key given');
+  }
+  const now = opts.now ?? Date.now();
+  const date = verificationDate(now);
+  if (!(await signedBy(record, keys.subject, date))) {
+    throw new PmbError('bad_signature', "The record has no valid signature by its subject's key");
+  }
+  if (opts.requireCosigner) {
+    let cosigned = false;
+    for (const cosigner of keys.cosigners ?? []) {
+      if (cosigner.fingerprint === keys.subject.fingerprint) continue;
+      if (await signedBy(record, cosigner, date)) {
+        cosigned = true;
+        break;
+      }
+    }
+    if (!cosigned)
+      throw new PmbError('bad_signature', 'The record has no valid signature by a required cosigner');
+  }
+  if (payload.expires !== undefined && payload.expires <= now) {
+    throw new PmbError('expired', 'The record has expired');
+  }
+  const hash = await sha256(record.payload);
+  return { record, payload, hash } as Verified<{
+    record: SignedRecord;
+    payload: RecordPayload;
+    hash: Uint8Array;
+  }>;
+}
+
+/** SHA-256 of the payload bytes: what the next record of the chain names as prev. */
+export function recordHash(record: SignedRecord): Promise<Uint8Array> {
+  return sha256(record.payload);
+}
+
+/**
+ * How `next` relates to the head of the chain held for its subject. A record that neither extends the
+ * head nor is older than it does not link on: that is a fork, or a gap (seq beyond head.seq + 1), which
+ * is reported as 'fork' too, since it cannot be accepted until the missing records are fetched. Two
+ * records with the same seq are told apart by the caller, who has the stored hash.
+ */
+export function checkChainLink(
+  prevHead: { seq: number; hash: Uint8Array } | undefined,
+  next: RecordPayload,
+): 'next' | 'stale' | 'fork' {
+  if (!prevHead) return next.seq === 1 && next.prev === null ? 'next' : 'fork';
+  if (next.seq <= prevHead.seq) return 'stale';
+  if (next.seq === prevHead.seq + 1 && next.prev !== null && equalBytes(next.prev, prevHead.hash))
+    return 'next';
+  return 'fork';
+}
+
+async function signDetached(signer: Identity, bytes: Uint8Array): Promise<Uint8Array> {
+  const message = await openpgp.createMessage({ binary: bytes });
+  return openpgp.sign({
+    message,
+    signingKeys: signer.privateKey,
+    detached: true,
+    format: 'binary',
+    config: pgpConfig,
+  });
+}
+
+/** True when one of the signatures listed under `key`'s fingerprint verifies with that key. */
+async function signedBy(record: SignedRecord, key: PublicIdentity, date: Date): Promise<boolean> {
+  for (const { by, sig } of record.sigs) {
+    if (by !== key.fingerprint) continue;
+    try {
+      const signature = await openpgp.readSignature({ binarySignature: sig, config: pgpConfig });
+      const message = await openpgp.createMessage({ binary: record.payload });
+      await openpgp.verify({
+        message,
+        signature,
+        verificationKeys: key.publicKey,
+        expectSigned: true,
+        format: 'binary',
+        date,
+        config: pgpConfig,
+      });
+      return true;
+    } catch {
+      // An invalid signature is as good as none; another entry may still verify.
+    }
+  }
+  return false;
+}
