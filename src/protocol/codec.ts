@@ -54,7 +54,11 @@ export const jsonCodec: Codec = {
   subprotocol: SUBPROTOCOLS.json,
   binary: false,
   encode(value) {
-    return JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? { $bytes: toBase64(v) } : v));
+    // `this[key]` is the value before toJSON ran: a Buffer would otherwise arrive as {type, data}.
+    return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
+      const raw = this[key];
+      return raw instanceof Uint8Array ? { $bytes: toBase64(raw) } : v;
+    });
   },
   decode(data) {
     const text = typeof data === 'string' ? data : new TextDecoder('utf-8', { fatal: true }).decode(data);

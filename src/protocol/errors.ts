@@ -3,7 +3,11 @@
  * `fromError` turns anything else into an `internal` error without leaking details.
  */
 export const ERROR_CODES = {
-  bad_frame: { status: 400, close: 1007, text: 'The frame could not be decoded or does not match its schema' },
+  bad_frame: {
+    status: 400,
+    close: 1007,
+    text: 'The frame could not be decoded or does not match its schema',
+  },
   unknown_type: { status: 400, close: 1003, text: 'Unknown frame type' },
   frame_too_large: { status: 413, close: 1009, text: 'Frame exceeds the size limit' },
   rate_limited: { status: 429, close: 1008, text: 'Too many frames; slow down' },
@@ -20,7 +24,11 @@ export const ERROR_CODES = {
   registration_closed: { status: 403, close: 1008, text: 'Registration is closed on this server' },
   invite_required: { status: 403, close: 1008, text: 'Registration needs a valid invite code' },
   nickname_taken: { status: 409, close: 1008, text: 'That nickname is taken' },
-  bad_nickname: { status: 400, close: 1008, text: 'Nicknames are 2-32 of a-z, 0-9, ".", "_", "-", starting with a letter or digit' },
+  bad_nickname: {
+    status: 400,
+    close: 1008,
+    text: 'Nicknames are 2-32 of a-z, 0-9, ".", "_", "-", starting with a letter or digit',
+  },
   wrong_domain: { status: 400, close: 1008, text: 'This server is not the registrar of that domain' },
   bad_key: { status: 400, close: 1008, text: 'The public key is not a usable PMB key' },
   bad_signature: { status: 400, close: 1008, text: 'A signature is missing or invalid' },
@@ -28,7 +36,11 @@ export const ERROR_CODES = {
   stale_record: { status: 409, close: 1008, text: 'The record is older than the one already held' },
   record_fork: { status: 409, close: 1008, text: 'The record conflicts with the chain already held' },
   expired: { status: 400, close: 1008, text: 'The record has expired' },
-  bad_message: { status: 400, close: 1008, text: 'The message is not a valid signed and encrypted PMB message' },
+  bad_message: {
+    status: 400,
+    close: 1008,
+    text: 'The message is not a valid signed and encrypted PMB message',
+  },
   not_for_me: { status: 400, close: 1008, text: 'The message was not addressed to this identity' },
   duplicate: { status: 409, close: 1008, text: 'Already received' },
   too_many_recipients: { status: 400, close: 1008, text: 'Too many recipients' },
@@ -49,7 +61,10 @@ export class PmbError extends Error {
   readonly fatal: boolean;
 
   constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; fatal?: boolean }) {
-    super(message ?? ERROR_CODES[code].text, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      message ?? ERROR_CODES[code].text,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.fatal = options?.fatal ?? false;
   }

@@ -19,12 +19,19 @@ export interface MethodDef<Name extends string, Req extends z.ZodType, Res exten
   readonly summary: string;
 }
 
-const requestId = z.number().int().min(0).max(2 ** 32 - 1);
+const requestId = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 32 - 1);
 
 function method<Name extends string, P extends z.ZodRawShape, R extends z.ZodRawShape>(
   name: Name,
   def: { params: P; result: R; errors: ErrorCode[]; auth: boolean; summary: string },
 ) {
+  for (const k of [...Object.keys(def.params), ...Object.keys(def.result)]) {
+    if (k === 'type' || k === 'id') throw new Error(`${name}: "${k}" is reserved for the frame itself`);
+  }
   return {
     name,
     okType: `${name}.ok` as const,
@@ -150,13 +157,21 @@ export const Lookup = method('lookup', {
 export const Send = method('send', {
   params: { envelope },
   result: {
-    id: messageId,
+    /** The envelope id (the request id is `id`). */
+    message: messageId,
     /** Server receipt time, ms. The message is durably stored when this arrives. */
     ts: timestamp,
     /** true when this id was already stored earlier (a retry); nothing new was stored. */
     duplicate: z.boolean(),
   },
-  errors: ['login_required', 'bad_message', 'unknown_account', 'too_many_recipients', 'storage_full', 'forbidden'],
+  errors: [
+    'login_required',
+    'bad_message',
+    'unknown_account',
+    'too_many_recipients',
+    'storage_full',
+    'forbidden',
+  ],
   auth: true,
   summary: 'Store and forward an envelope; answered only after it is committed to disk.',
 });
@@ -201,7 +216,8 @@ export const Deliver = {
     received: timestamp,
     envelope,
   }),
-  summary: 'A message for this account (or sent by another device of it). Delivered at least once; ack by seq.',
+  summary:
+    'A message for this account (or sent by another device of it). Delivered at least once; ack by seq.',
 } as const;
 
 export const Synced = {

@@ -1,0 +1,32 @@
+import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
+
+export type RegistrationPolicy = 'open' | 'invite' | 'closed';
+
+/** Everything a server needs, resolved once (defaults <- file <- env <- flags happen in src/cli). */
+export interface ServerConfig {
+  /** Directory for the database and admin token. */
+  dataDir: string;
+  /** libsql URL or path; default `<dataDir>/pmb.db`. */
+  database?: string;
+  /** The domain this server is registrar for (nick@domain). */
+  domain: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  registration: RegistrationPolicy;
+  limits: Limits;
+  /** Clock in ms; tests inject one. */
+  now?: () => number;
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+}
+
+export function serverConfig(partial: Partial<ServerConfig> & Pick<ServerConfig, 'dataDir'>): ServerConfig {
+  return {
+    domain: 'localhost',
+    host: '127.0.0.1',
+    port: 0,
+    registration: 'invite',
+    ...partial,
+    limits: { ...DEFAULT_LIMITS, ...partial.limits },
+  };
+}

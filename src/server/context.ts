@@ -1,0 +1,19 @@
+import type { Identity, PublicIdentity } from '../crypto/index.js';
+import type { Store } from '../store/index.js';
+import type { ServerConfig } from './config.js';
+import type { Delivery } from './delivery.js';
+import type { Logger } from './logger.js';
+
+/** What every handler and module gets: no globals, no singletons. */
+export interface Context {
+  readonly config: ServerConfig;
+  readonly store: Store;
+  readonly identity: Identity;
+  readonly log: Logger;
+  readonly delivery: Delivery;
+  now(): number;
+  /** Parsed public key of a known identity (cached). */
+  publicIdentity(fingerprint: string): Promise<PublicIdentity | undefined>;
+  /** Logins waiting for their answer, server-wide. */
+  pendingLogins: number;
+}

@@ -1,0 +1,64 @@
+import { Hono } from 'hono';
+import { armorPublicKey } from '../crypto/index.js';
+import { equalBytes, utf8 } from '../protocol/bytes.js';
+import { PROTOCOL_VERSIONS, SUBPROTOCOLS } from '../protocol/version.js';
+import type { Context } from './context.js';
+import type { Gateway } from './gateway.js';
+import { createInvite } from './invites.js';
+
+export interface HttpDeps {
+  ctx: Context;
+  gateway: Gateway;
+  adminToken: string;
+  /** Base URL clients use, e.g. ws://127.0.0.1:8447 */
+  publicUrl: () => string;
+}
+
+/** Plain HTTP: discovery, health, and the admin API (bearer token from the data dir). */
+export function createHttpApp({ ctx, gateway, adminToken, publicUrl }: HttpDeps): Hono {
+  const app = new Hono();
+
+  app.get('/.well-known/pmb', (c) =>
+    c.json({
+      versions: PROTOCOL_VERSIONS,
+      domain: ctx.config.domain,
+      fingerprint: ctx.identity.fingerprint,
+      publicKey: armorPublicKey(ctx.identity),
+      websocket: publicUrl(),
+      subprotocols: Object.values(SUBPROTOCOLS),
+      registration: ctx.config.registration,
+    }),
+  );
+
+  app.get('/health', (c) =>
+    c.json({ ok: true, connections: gateway.connections, devicesOnline: ctx.delivery.onlineDevices() }),
+  );
+
+  app.use('/admin/*', async (c, next) => {
+    const given = c.req.header('authorization')?.replace(/^Bearer\s+/i, '') ?? '';
+    if (!equalBytes(utf8(given), utf8(adminToken))) {
+      return c.json({ error: { code: 'forbidden', message: 'A valid admin token is required' } }, 403);
+    }
+    await next();
+  });
+
+  app.post('/admin/invites', async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { ttlHours?: unknown };
+    const ttlHours =
+      typeof body.ttlHours === 'number' && body.ttlHours > 0 ? Math.min(body.ttlHours, 24 * 90) : 24 * 7;
+    const invite = await createInvite(ctx, ttlHours * 3600 * 1000);
+    return c.json(invite);
+  });
+
+  app.get('/admin/stats', (c) =>
+    c.json({
+      accounts: ctx.store.accounts.count(),
+      connections: gateway.connections,
+      devicesOnline: ctx.delivery.onlineDevices(),
+      commits: ctx.store.writes.commits,
+    }),
+  );
+
+  app.notFound((c) => c.json({ error: { code: 'not_found', message: 'Not found' } }, 404));
+  return app;
+}

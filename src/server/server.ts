@@ -1,0 +1,140 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { getRequestListener } from '@hono/node-server';
+import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
+import { randomBytes, toHex } from '../protocol/bytes.js';
+import { openStore, type Store } from '../store/index.js';
+import type { ServerConfig } from './config.js';
+import type { Context } from './context.js';
+import { Delivery } from './delivery.js';
+import { Gateway } from './gateway.js';
+import { registerCoreHandlers } from './handlers/index.js';
+import { createHttpApp } from './http.js';
+import { createLogger, type Logger } from './logger.js';
+import { Router } from './router.js';
+import { loadServerIdentity } from './server-identity.js';
+
+export interface PmbServer {
+  readonly config: ServerConfig;
+  /** ws://host:port once started. */
+  readonly url: string;
+  readonly port: number;
+  readonly fingerprint: string;
+  readonly adminToken: string;
+  readonly context: Context;
+  readonly router: Router;
+  start(): Promise<void>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** createServer -> start -> close. Nothing listens or touches the disk before start(). */
+export function createServer(config: ServerConfig, opts: { log?: Logger } = {}): PmbServer {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const router = new Router();
+  registerCoreHandlers(router);
+  let store: Store | undefined;
+  let ctx: Context | undefined;
+  let gateway: Gateway | undefined;
+  let http: HttpServer | undefined;
+  let adminToken = '';
+  let port = 0;
+  const urlOf = () => `ws://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+
+  const server: PmbServer = {
+    config,
+    get url() {
+      return urlOf();
+    },
+    get port() {
+      return port;
+    },
+    get fingerprint() {
+      return ctx?.identity.fingerprint ?? '';
+    },
+    get adminToken() {
+      return adminToken;
+    },
+    get context() {
+      if (!ctx) throw new Error('server not started');
+      return ctx;
+    },
+    router,
+
+    async start() {
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      store = openStore(config.database ?? join(config.dataDir, 'pmb.db'));
+      const identity = await loadServerIdentity(store, config.domain);
+      adminToken = await loadAdminToken(config.dataDir);
+      const now = config.now ?? Date.now;
+      const keyCache = new Map<string, PublicIdentity>();
+      const openedStore = store;
+      ctx = {
+        config,
+        store,
+        identity,
+        log,
+        delivery: new Delivery(store, config.limits.deliveryWindow),
+        now,
+        pendingLogins: 0,
+        async publicIdentity(fp) {
+          const hit = keyCache.get(fp);
+          if (hit) return hit;
+          const bytes = openedStore.identities.publicKey(fp);
+          if (!bytes) return undefined;
+          const key = await readPublicIdentity(bytes);
+          if (keyCache.size > 10_000) keyCache.clear();
+          keyCache.set(fp, key);
+          return key;
+        },
+      };
+      gateway = new Gateway(ctx, router);
+      const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: urlOf });
+      http = createHttpServer(getRequestListener(app.fetch));
+      const gw = gateway;
+      http.on('upgrade', (req, socket, head) => gw.handleUpgrade(req, socket, head));
+      await new Promise<void>((resolve, reject) => {
+        http!.once('error', reject);
+        http!.listen(config.port, config.host, () => resolve());
+      });
+      port = (http.address() as AddressInfo).port;
+      gateway.start();
+      log.info(
+        { url: urlOf(), domain: config.domain, fingerprint: identity.fingerprint },
+        'pmb server listening',
+      );
+    },
+
+    async close() {
+      await gateway?.close();
+      if (http) {
+        http.closeAllConnections?.();
+        await new Promise<void>((resolve) => http!.close(() => resolve()));
+      }
+      store?.close();
+      gateway = undefined;
+      http = undefined;
+      store = undefined;
+    },
+
+    [Symbol.asyncDispose]() {
+      return server.close();
+    },
+  };
+  return server;
+}
+
+/** The admin API token lives in the data dir (0600): whoever can read it administers the server. */
+async function loadAdminToken(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'admin-token');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const token = toHex(randomBytes(24));
+    await writeFile(file, `${token}\n`, { mode: 0o600 });
+    return token;
+  }
+}

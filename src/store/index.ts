@@ -1,0 +1,42 @@
+import { AccountStore } from './accounts.js';
+import { Db } from './db.js';
+import { GroupCommit } from './group-commit.js';
+import { IdentityStore } from './identities.js';
+import { MailboxStore } from './mailbox.js';
+import { MetaStore } from './meta.js';
+import { migrate } from './migrations.js';
+
+export type { StoredRecord } from './identities.js';
+export type { MailboxEntry, StoreResult } from './mailbox.js';
+export { Db, GroupCommit };
+
+/** Everything PMB keeps on disk. Nothing outside src/store writes SQL. */
+export interface Store {
+  readonly db: Db;
+  readonly meta: MetaStore;
+  readonly identities: IdentityStore;
+  readonly accounts: AccountStore;
+  readonly mailbox: MailboxStore;
+  /** Batched, fsynced writes: resolve only after commit. */
+  readonly writes: GroupCommit;
+  close(): void;
+}
+
+/** Open (and migrate) the store. `url` is a file path or a libsql URL; nothing assumes a local file. */
+export function openStore(url: string): Store {
+  const db = new Db(url);
+  migrate(db);
+  const writes = new GroupCommit(db);
+  return {
+    db,
+    meta: new MetaStore(db),
+    identities: new IdentityStore(db),
+    accounts: new AccountStore(db),
+    mailbox: new MailboxStore(db),
+    writes,
+    close() {
+      writes.close();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import type { Db } from './db.js';
+
+export interface MailboxEntry {
+  seq: number;
+  received: number;
+  /** CBOR of the envelope, exactly as stored. */
+  envelope: Uint8Array;
+}
+
+export interface StoreResult {
+  duplicate: boolean;
+  received: number;
+  /** New mailbox positions, one per account that got the message (empty for a duplicate). */
+  entries: { account: string; seq: number }[];
+}
+
+/** Stored envelopes and the per-account mailboxes that point at them. Call inside a transaction. */
+export class MailboxStore {
+  constructor(private readonly db: Db) {}
+
+  /** Store an envelope for the given local accounts; a (sender, id) seen before is a duplicate. */
+  put(
+    sender: string,
+    id: string,
+    envelope: Uint8Array,
+    accounts: readonly string[],
+    now: number,
+  ): StoreResult {
+    const ins = this.db.run(
+      'INSERT INTO messages(sender, id, received, envelope) VALUES (?, ?, ?, ?) ON CONFLICT(sender, id) DO NOTHING',
+      [sender, id, now, envelope],
+    );
+    if (ins.changes === 0) {
+      const prev = this.db.get<{ received: number }>(
+        'SELECT received FROM messages WHERE sender = ? AND id = ?',
+        [sender, id],
+      );
+      return { duplicate: true, received: Number(prev?.received ?? now), entries: [] };
+    }
+    const entries = accounts.map((account) => ({
+      account,
+      seq: this.db.run('INSERT INTO mailbox(account, message) VALUES (?, ?)', [account, ins.lastInsertRowid])
+        .lastInsertRowid,
+    }));
+    return { duplicate: false, received: now, entries };
+  }
+
+  /** Entries of the account after a position, oldest first. */
+  after(account: string, seq: number, limit: number): MailboxEntry[] {
+    return this.db.all<MailboxEntry & Record<string, unknown>>(
+      `SELECT mailbox.seq AS seq, messages.received AS received, messages.envelope AS envelope
+       FROM mailbox JOIN messages ON messages.rowid = mailbox.message
+       WHERE mailbox.account = ? AND mailbox.seq > ? ORDER BY mailbox.seq LIMIT ?`,
+      [account, seq, limit],
+    );
+  }
+
+  head(account: string): number {
+    return Number(
+      this.db.get<{ s: number | null }>('SELECT max(seq) AS s FROM mailbox WHERE account = ?', [account])
+        ?.s ?? 0,
+    );
+  }
+
+  /** Drop entries every device has received, and messages no mailbox points at any more. */
+  prune(account: string, upTo: number): number {
+    const n = this.db.run('DELETE FROM mailbox WHERE account = ? AND seq <= ?', [account, upTo]).changes;
+    if (n > 0) {
+      this.db.run(
+        'DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM mailbox WHERE mailbox.message = messages.rowid)',
+      );
+    }
+    return n;
+  }
+}

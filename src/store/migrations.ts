@@ -1,0 +1,86 @@
+import type { Db } from './db.js';
+
+/** Schema versions, applied in order inside one transaction each; PRAGMA user_version records progress. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+
+  -- Every identity this server knows: its public key (fingerprint = primary id).
+  CREATE TABLE identities (
+    fingerprint TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL,
+    created INTEGER NOT NULL
+  );
+  -- The hash chain of signed records of each identity.
+  CREATE TABLE records (
+    subject TEXT NOT NULL REFERENCES identities(fingerprint),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    sigs BLOB NOT NULL,
+    expires INTEGER,
+    PRIMARY KEY (subject, seq)
+  );
+  -- nick@domain -> identity, from the newest valid binding record.
+  CREATE TABLE bindings (
+    nick TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    fingerprint TEXT NOT NULL REFERENCES identities(fingerprint),
+    seq INTEGER NOT NULL,
+    expires INTEGER,
+    PRIMARY KEY (nick, domain)
+  );
+  CREATE INDEX bindings_by_fingerprint ON bindings(fingerprint);
+
+  -- Accounts this server is responsible for.
+  CREATE TABLE accounts (
+    fingerprint TEXT PRIMARY KEY REFERENCES identities(fingerprint),
+    created INTEGER NOT NULL
+  );
+  CREATE TABLE devices (
+    account TEXT NOT NULL REFERENCES accounts(fingerprint),
+    device TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (account, device)
+  );
+  CREATE TABLE invites (
+    code TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    used_by TEXT,
+    used_at INTEGER
+  );
+
+  -- Envelopes, stored once; (sender, id) makes delivery idempotent.
+  CREATE TABLE messages (
+    rowid INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    id TEXT NOT NULL,
+    received INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    UNIQUE (sender, id)
+  );
+  -- One row per (account, message): the account's mailbox. seq is global and only grows,
+  -- so a device cursor is simply the last seq it acknowledged.
+  CREATE TABLE mailbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL REFERENCES accounts(fingerprint),
+    message INTEGER NOT NULL REFERENCES messages(rowid)
+  );
+  CREATE INDEX mailbox_by_account ON mailbox(account, seq);
+  `,
+];
+
+export function migrate(db: Db): number {
+  const current = Number(db.get<{ user_version: number }>('PRAGMA user_version')?.user_version ?? 0);
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    });
+  }
+  return MIGRATIONS.length;
+}
