@@ -25,7 +25,8 @@ export async function createRecord(
   const full = { v: 1, ...payload };
   const parsed = recordPayload.safeParse(full);
   if (!parsed.success) throw new PmbError('bad_record', `Invalid record payload: ${parsed.error.message}`);
-  const bytes = encodeMap(full);
+  // Fresh ArrayBuffer-backed copies fit SignedRecord whichever byte type the protocol schema infers.
+  const bytes = new Uint8Array(encodeMap(full));
   if (bytes.length > MAX_PAYLOAD_BYTES) {
     throw new PmbError('bad_record', `Record payloads are at most ${MAX_PAYLOAD_BYTES} bytes`);
   }
@@ -103,8 +104,8 @@ export async function verifyRecord(
 }
 
 /** SHA-256 of the payload bytes: what the next record of the chain names as prev. */
-export function recordHash(record: SignedRecord): Promise<Uint8Array> {
-  return sha256(record.payload);
+export async function recordHash(record: SignedRecord): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(await sha256(record.payload));
 }
 
 /**
@@ -124,15 +125,16 @@ export function checkChainLink(
   return 'fork';
 }
 
-async function signDetached(signer: Identity, bytes: Uint8Array): Promise<Uint8Array> {
+async function signDetached(signer: Identity, bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   const message = await openpgp.createMessage({ binary: bytes });
-  return openpgp.sign({
+  const sig = await openpgp.sign({
     message,
     signingKeys: signer.privateKey,
     detached: true,
     format: 'binary',
     config: pgpConfig,
   });
+  return new Uint8Array(sig);
 }
 
 /** True when one of the signatures listed under `key`'s fingerprint verifies with that key. */

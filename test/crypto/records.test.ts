@@ -136,7 +136,7 @@ describe('signed records', () => {
     const record = await createRecord(alice.me, binding());
     const payload = decodeRecord(record);
     const tampered: SignedRecord = {
-      payload: encodeCbor({ ...payload, body: { ...payload.body, nick: 'mallory' } }),
+      payload: new Uint8Array(encodeCbor({ ...payload, body: { ...payload.body, nick: 'mallory' } })),
       sigs: record.sigs,
     };
     await assert.rejects(verifyRecord(tampered, { subject: alice.pub }), refusedWith('bad_signature'));
@@ -153,7 +153,7 @@ describe('signed records', () => {
       () => decodeRecord({ ...record, payload: new Uint8Array([0xff, 0x00]) }),
       refusedWith('bad_record'),
     );
-    const wrong = { ...record, payload: encodeCbor({ v: 2, kind: 'binding' }) };
+    const wrong = { ...record, payload: new Uint8Array(encodeCbor({ v: 2, kind: 'binding' })) };
     await assert.rejects(verifyRecord(wrong, { subject: alice.pub }), refusedWith('bad_record'));
     await assert.rejects(createRecord(alice.me, binding({ seq: 0 })), refusedWith('bad_record'));
   });
