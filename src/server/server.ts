@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +102,8 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
       });
       port = (http.address() as AddressInfo).port;
       gateway.start();
+      // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
+      await writeFile(join(config.dataDir, 'server.json'), `${JSON.stringify({ url: urlOf(), pid: process.pid })}\n`);
       log.info(
         { url: urlOf(), domain: config.domain, fingerprint: identity.fingerprint },
         'pmb server listening',
@@ -115,6 +117,7 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
         await new Promise<void>((resolve) => http!.close(() => resolve()));
       }
       store?.close();
+      if (store) await rm(join(config.dataDir, 'server.json'), { force: true });
       gateway = undefined;
       http = undefined;
       store = undefined;
