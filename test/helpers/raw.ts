@@ -53,7 +53,8 @@ export class RawPeer {
     for (;;) {
       const i = this.frames.findIndex(pred);
       if (i >= 0) return this.frames.splice(i, 1)[0] as Frame;
-      if (this.closeInfo) throw new Error(`closed (${this.closeInfo.code} ${this.closeInfo.reason}) before the frame came`);
+      if (this.closeInfo)
+        throw new Error(`closed (${this.closeInfo.code} ${this.closeInfo.reason}) before the frame came`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('timed out waiting for a frame');
       await new Promise<void>((resolve) => {

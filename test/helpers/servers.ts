@@ -41,8 +41,6 @@ export async function startServer(
   });
 }
 
-const identities: Identity[] = [];
-/** Key generation costs ~10ms; tests reuse a small pool per process where the key itself does not matter. */
 export async function newIdentity(): Promise<Identity> {
   return (await generateIdentity()).identity;
 }
@@ -62,7 +60,6 @@ export async function connectUser(
   opts: UserOptions = {},
 ): Promise<PmbClient> {
   const identity = opts.identity ?? (await newIdentity());
-  identities.push(identity);
   const client = await PmbClient.connect({
     url: server.url,
     WebSocket: NodeWebSocket,
@@ -70,8 +67,13 @@ export async function connectUser(
     device: opts.device ?? 'dev1',
     encoding: opts.encoding ?? 'cbor',
   });
-  if (opts.register !== false) await client.register(nick, opts.invite ? { invite: opts.invite } : {});
-  await client.login();
+  try {
+    if (opts.register !== false) await client.register(nick, opts.invite ? { invite: opts.invite } : {});
+    await client.login();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
   return client;
 }
 

@@ -21,7 +21,13 @@ async function startLogin(server: Server, fingerprint: string, device = 'dev1') 
   };
 }
 
-async function answerFor(me: Identity, challenge: Uint8Array, server: string, connection: string, expires: number) {
+async function answerFor(
+  me: Identity,
+  challenge: Uint8Array,
+  server: string,
+  connection: string,
+  expires: number,
+) {
   const secret = await readChallenge(me, challenge);
   return challengeAnswer({ secret, server, connection, expires });
 }
@@ -49,7 +55,9 @@ describe('login by encrypted challenge', () => {
     const ok = await peer.request({ type: 'login.finish', id: 2, answer });
     assert.equal(ok.type, 'login.finish.ok');
     assert.equal(ok.fingerprint, alice.fingerprint);
-    const tables = server.context.store.db.all<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table'");
+    const tables = server.context.store.db.all<{ sql: string }>(
+      "SELECT sql FROM sqlite_master WHERE type = 'table'",
+    );
     assert.ok(!tables.some((t) => /pass|hash_pw|secret/i.test(t.sql)), 'no password-like column exists');
     peer.close();
   });
@@ -58,7 +66,12 @@ describe('login by encrypted challenge', () => {
     const mallory = await newIdentity();
     const { peer, challenge, connection, expires } = await startLogin(server, alice.fingerprint);
     await assert.rejects(readChallenge(mallory, challenge), { code: 'login_failed' });
-    const guess = await challengeAnswer({ secret: randomBytes(32), server: server.fingerprint, connection, expires });
+    const guess = await challengeAnswer({
+      secret: randomBytes(32),
+      server: server.fingerprint,
+      connection,
+      expires,
+    });
     const res = await peer.request({ type: 'login.finish', id: 2, answer: guess });
     assert.equal(res.type, 'error');
     assert.equal(res.code, 'login_failed');
@@ -69,7 +82,13 @@ describe('login by encrypted challenge', () => {
 
   it('replayed answer: an answer seen on one connection is refused on another', async () => {
     const first = await startLogin(server, alice.fingerprint);
-    const answer = await answerFor(alice, first.challenge, server.fingerprint, first.connection, first.expires);
+    const answer = await answerFor(
+      alice,
+      first.challenge,
+      server.fingerprint,
+      first.connection,
+      first.expires,
+    );
     assert.equal((await first.peer.request({ type: 'login.finish', id: 2, answer })).type, 'login.finish.ok');
     // Replaying on the same connection: the challenge was single use.
     const again = await first.peer.request({ type: 'login.finish', id: 3, answer });
@@ -104,7 +123,13 @@ describe('login by encrypted challenge', () => {
   it('answer relayed from another server: an answer made for server B is refused by server A', async () => {
     const mallory = await startLogin(server, alice.fingerprint);
     // Alice thinks she is talking to server B (a server mallory runs) and answers for it.
-    const answer = await answerFor(alice, mallory.challenge, other.fingerprint, mallory.connection, mallory.expires);
+    const answer = await answerFor(
+      alice,
+      mallory.challenge,
+      other.fingerprint,
+      mallory.connection,
+      mallory.expires,
+    );
     const res = await mallory.peer.request({ type: 'login.finish', id: 2, answer });
     assert.equal(res.code, 'login_failed');
     mallory.peer.close();
