@@ -17,6 +17,9 @@ import { createLogger, type Logger } from './logger.js';
 import { Router } from './router.js';
 import { loadServerIdentity } from './server-identity.js';
 
+/** How long a delivered message's id is remembered, so a late retry is still recognised as a duplicate. */
+const DEDUPE_HORIZON_MS = 7 * 24 * 3600_000;
+
 export interface PmbServer {
   readonly config: ServerConfig;
   /** ws://host:port once started. */
@@ -42,6 +45,7 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
   let http: HttpServer | undefined;
   let adminToken = '';
   let port = 0;
+  let maintenance: ReturnType<typeof setInterval> | undefined;
   const urlOf = () => `ws://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
 
   const server: PmbServer = {
@@ -102,8 +106,21 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
       });
       port = (http.address() as AddressInfo).port;
       gateway.start();
+      const maintained = store;
+      maintenance = setInterval(() => {
+        const horizon = now() - DEDUPE_HORIZON_MS;
+        maintained.writes
+          .submit(() => maintained.mailbox.purge(horizon))
+          .catch((err: unknown) => {
+            log.warn({ err }, 'purge failed');
+          });
+      }, 3600_000);
+      maintenance.unref?.();
       // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
-      await writeFile(join(config.dataDir, 'server.json'), `${JSON.stringify({ url: urlOf(), pid: process.pid })}\n`);
+      await writeFile(
+        join(config.dataDir, 'server.json'),
+        `${JSON.stringify({ url: urlOf(), pid: process.pid })}\n`,
+      );
       log.info(
         { url: urlOf(), domain: config.domain, fingerprint: identity.fingerprint },
         'pmb server listening',
@@ -111,6 +128,7 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
     },
 
     async close() {
+      if (maintenance) clearInterval(maintenance);
       await gateway?.close();
       if (http) {
         http.closeAllConnections?.();

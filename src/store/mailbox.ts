@@ -62,14 +62,29 @@ export class MailboxStore {
     );
   }
 
-  /** Drop entries every device has received, and messages no mailbox points at any more. */
+  /**
+   * Drop entries every device has received. The envelope is then emptied but its (sender, id) is kept, so a
+   * late retry of the same id is still recognised as a duplicate; `purge` removes those keys later.
+   */
   prune(account: string, upTo: number): number {
-    const n = this.db.run('DELETE FROM mailbox WHERE account = ? AND seq <= ?', [account, upTo]).changes;
-    if (n > 0) {
+    const gone = this.db.all<{ message: number }>(
+      'DELETE FROM mailbox WHERE account = ? AND seq <= ? RETURNING message',
+      [account, upTo],
+    );
+    for (const { message } of gone) {
       this.db.run(
-        'DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM mailbox WHERE mailbox.message = messages.rowid)',
+        "UPDATE messages SET envelope = x'' WHERE rowid = ? AND NOT EXISTS (SELECT 1 FROM mailbox WHERE message = ?)",
+        [message, message],
       );
     }
-    return n;
+    return gone.length;
+  }
+
+  /** Forget delivered messages' ids received before `before` (the duplicate-detection horizon). */
+  purge(before: number): number {
+    return this.db.run(
+      'DELETE FROM messages WHERE received < ? AND NOT EXISTS (SELECT 1 FROM mailbox WHERE mailbox.message = messages.rowid)',
+      [before],
+    ).changes;
   }
 }

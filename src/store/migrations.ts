@@ -71,6 +71,8 @@ export const MIGRATIONS: readonly string[] = [
     message INTEGER NOT NULL REFERENCES messages(rowid)
   );
   CREATE INDEX mailbox_by_account ON mailbox(account, seq);
+  CREATE INDEX mailbox_by_message ON mailbox(message);
+  CREATE INDEX messages_by_received ON messages(received);
   `,
 ];
 

@@ -103,6 +103,12 @@ describe('store-and-forward delivery', () => {
       box.messages.map((m) => m.text),
       ['only once', 'marker'],
     );
+    // Once every device of both accounts has it, the mailbox lets it go, but a late retry is still a duplicate.
+    await hank.flushAcks();
+    await gina.flushAcks();
+    const { store } = server.context;
+    assert.deepEqual(store.mailbox.after(hank.identity.fingerprint, 0, 10), []);
+    assert.equal((await gina.sendEnvelope(env)).duplicate, true);
     gina.close();
     hank.close();
   });
