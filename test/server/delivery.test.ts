@@ -1,145 +1,150 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connectUser, inbox, startServer } from '../helpers/servers.js';
+import type { EncodingName } from '../../src/protocol/version.js';
+import { connectUser as connectWith, inbox, startServer, type UserOptions } from '../helpers/servers.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
-describe('store-and-forward delivery', () => {
-  let server: Server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(() => server.close());
-
-  it('every online device of the recipient gets every message, and the sender’s other device sees it too', async () => {
-    const alicePhone = await connectUser(server, 'alice');
-    const aliceLaptop = await connectUser(server, 'alice', {
-      identity: alicePhone.identity,
-      device: 'laptop',
-      register: false,
+for (const encoding of ['cbor', 'json'] as EncodingName[]) {
+  describe(`store-and-forward delivery (${encoding})`, () => {
+    const connectUser = (s: Server, nick: string, opts: UserOptions = {}) =>
+      connectWith(s, nick, { encoding, ...opts });
+    let server: Server;
+    before(async () => {
+      server = await startServer();
     });
-    const bobPhone = await connectUser(server, 'bob');
-    const bobLaptop = await connectUser(server, 'bob', {
-      identity: bobPhone.identity,
-      device: 'laptop',
-      register: false,
+    after(() => server.close());
+
+    it('every online device of the recipient gets every message, and the sender’s other device sees it too', async () => {
+      const alicePhone = await connectUser(server, 'alice');
+      const aliceLaptop = await connectUser(server, 'alice', {
+        identity: alicePhone.identity,
+        device: 'laptop',
+        register: false,
+      });
+      const bobPhone = await connectUser(server, 'bob');
+      const bobLaptop = await connectUser(server, 'bob', {
+        identity: bobPhone.identity,
+        device: 'laptop',
+        register: false,
+      });
+      const boxes = [bobPhone, bobLaptop].map(inbox);
+      const aliceLaptopBox = inbox(aliceLaptop);
+      await alicePhone.send('bob@a.test', 'to both of your devices');
+      for (const box of boxes) {
+        await box.waitFor(1);
+        assert.equal(box.messages[0]?.text, 'to both of your devices');
+      }
+      await aliceLaptopBox.waitFor(1);
+      assert.equal(aliceLaptopBox.messages[0]?.outgoing, true);
+      assert.equal(aliceLaptopBox.messages[0]?.text, 'to both of your devices');
+      for (const c of [alicePhone, aliceLaptop, bobPhone, bobLaptop]) c.close();
     });
-    const boxes = [bobPhone, bobLaptop].map(inbox);
-    const aliceLaptopBox = inbox(aliceLaptop);
-    await alicePhone.send('bob@a.test', 'to both of your devices');
-    for (const box of boxes) {
-      await box.waitFor(1);
-      assert.equal(box.messages[0]?.text, 'to both of your devices');
-    }
-    await aliceLaptopBox.waitFor(1);
-    assert.equal(aliceLaptopBox.messages[0]?.outgoing, true);
-    assert.equal(aliceLaptopBox.messages[0]?.text, 'to both of your devices');
-    for (const c of [alicePhone, aliceLaptop, bobPhone, bobLaptop]) c.close();
-  });
 
-  it('an offline device gets what it missed at its next login, each device with its own cursor', async () => {
-    const carol = await connectUser(server, 'carol');
-    const danPhone = await connectUser(server, 'dan');
-    const danLaptop = await connectUser(server, 'dan', {
-      identity: danPhone.identity,
-      device: 'laptop',
-      register: false,
+    it('an offline device gets what it missed at its next login, each device with its own cursor', async () => {
+      const carol = await connectUser(server, 'carol');
+      const danPhone = await connectUser(server, 'dan');
+      const danLaptop = await connectUser(server, 'dan', {
+        identity: danPhone.identity,
+        device: 'laptop',
+        register: false,
+      });
+      const phoneBox = inbox(danPhone);
+      await carol.send('dan@a.test', 'one');
+      await phoneBox.waitFor(1);
+      danLaptop.close(); // the laptop goes offline having received "one" but maybe not acked it
+      await carol.send('dan@a.test', 'two');
+      await carol.send('dan@a.test', 'three');
+      await phoneBox.waitFor(3);
+      await danPhone.flushAcks();
+      danPhone.close();
+      const laptopAgain = await connectUser(server, 'dan', {
+        identity: danPhone.identity,
+        device: 'laptop',
+        register: false,
+      });
+      const laptopBox = inbox(laptopAgain);
+      await laptopAgain.waitSynced();
+      const texts = laptopBox.messages.map((m) => m.text);
+      assert.ok(texts.includes('two') && texts.includes('three'), `laptop got ${JSON.stringify(texts)}`);
+      // The phone acknowledged everything: logging in again brings nothing new.
+      await laptopAgain.flushAcks();
+      const phoneAgain = await connectUser(server, 'dan', { identity: danPhone.identity, register: false });
+      const phoneAgainBox = inbox(phoneAgain);
+      await phoneAgain.waitSynced();
+      assert.deepEqual(phoneAgainBox.messages, []);
+      for (const c of [carol, laptopAgain, phoneAgain]) c.close();
     });
-    const phoneBox = inbox(danPhone);
-    await carol.send('dan@a.test', 'one');
-    await phoneBox.waitFor(1);
-    danLaptop.close(); // the laptop goes offline having received "one" but maybe not acked it
-    await carol.send('dan@a.test', 'two');
-    await carol.send('dan@a.test', 'three');
-    await phoneBox.waitFor(3);
-    await danPhone.flushAcks();
-    danPhone.close();
-    const laptopAgain = await connectUser(server, 'dan', {
-      identity: danPhone.identity,
-      device: 'laptop',
-      register: false,
+
+    it('mail sent while the recipient has never logged in waits for the first login', async () => {
+      const erin = await connectUser(server, 'erin');
+      const frank = await connectUser(server, 'frank');
+      frank.close();
+      await erin.send('frank@a.test', 'waiting for you');
+      const frankBack = await connectUser(server, 'frank', { identity: frank.identity, register: false });
+      const box = inbox(frankBack);
+      await frankBack.waitSynced();
+      assert.deepEqual(
+        box.messages.map((m) => m.text),
+        ['waiting for you'],
+      );
+      erin.close();
+      frankBack.close();
     });
-    const laptopBox = inbox(laptopAgain);
-    await laptopAgain.waitSynced();
-    const texts = laptopBox.messages.map((m) => m.text);
-    assert.ok(texts.includes('two') && texts.includes('three'), `laptop got ${JSON.stringify(texts)}`);
-    // The phone acknowledged everything: logging in again brings nothing new.
-    await laptopAgain.flushAcks();
-    const phoneAgain = await connectUser(server, 'dan', { identity: danPhone.identity, register: false });
-    const phoneAgainBox = inbox(phoneAgain);
-    await phoneAgain.waitSynced();
-    assert.deepEqual(phoneAgainBox.messages, []);
-    for (const c of [carol, laptopAgain, phoneAgain]) c.close();
-  });
 
-  it('mail sent while the recipient has never logged in waits for the first login', async () => {
-    const erin = await connectUser(server, 'erin');
-    const frank = await connectUser(server, 'frank');
-    frank.close();
-    await erin.send('frank@a.test', 'waiting for you');
-    const frankBack = await connectUser(server, 'frank', { identity: frank.identity, register: false });
-    const box = inbox(frankBack);
-    await frankBack.waitSynced();
-    assert.deepEqual(
-      box.messages.map((m) => m.text),
-      ['waiting for you'],
-    );
-    erin.close();
-    frankBack.close();
-  });
+    it('a retried send with the same id is stored once and shown once', async () => {
+      const gina = await connectUser(server, 'gina');
+      const hank = await connectUser(server, 'hank');
+      const box = inbox(hank);
+      const env = await gina.seal([(await gina.lookup('hank@a.test')).key], 'only once');
+      const first = await gina.sendEnvelope(env);
+      const again = await gina.sendEnvelope(env);
+      assert.equal(first.duplicate, false);
+      assert.equal(again.duplicate, true);
+      await gina.send('hank@a.test', 'marker');
+      await box.waitFor(2);
+      assert.deepEqual(
+        box.messages.map((m) => m.text),
+        ['only once', 'marker'],
+      );
+      // Once every device of both accounts has it, the mailbox lets it go, but a late retry is still a duplicate.
+      await hank.flushAcks();
+      await gina.flushAcks();
+      const { store } = server.context;
+      assert.deepEqual(store.mailbox.after(hank.identity.fingerprint, 0, 10), []);
+      assert.equal((await gina.sendEnvelope(env)).duplicate, true);
+      gina.close();
+      hank.close();
+    });
 
-  it('a retried send with the same id is stored once and shown once', async () => {
-    const gina = await connectUser(server, 'gina');
-    const hank = await connectUser(server, 'hank');
-    const box = inbox(hank);
-    const env = await gina.seal([(await gina.lookup('hank@a.test')).key], 'only once');
-    const first = await gina.sendEnvelope(env);
-    const again = await gina.sendEnvelope(env);
-    assert.equal(first.duplicate, false);
-    assert.equal(again.duplicate, true);
-    await gina.send('hank@a.test', 'marker');
-    await box.waitFor(2);
-    assert.deepEqual(
-      box.messages.map((m) => m.text),
-      ['only once', 'marker'],
-    );
-    // Once every device of both accounts has it, the mailbox lets it go, but a late retry is still a duplicate.
-    await hank.flushAcks();
-    await gina.flushAcks();
-    const { store } = server.context;
-    assert.deepEqual(store.mailbox.after(hank.identity.fingerprint, 0, 10), []);
-    assert.equal((await gina.sendEnvelope(env)).duplicate, true);
-    gina.close();
-    hank.close();
-  });
+    it('messages arrive in the order they were sent', async () => {
+      const ivy = await connectUser(server, 'ivy');
+      const jack = await connectUser(server, 'jack');
+      const box = inbox(jack);
+      const key = (await ivy.lookup('jack@a.test')).key;
+      const envs = [];
+      for (let i = 0; i < 30; i++) envs.push(await ivy.seal([key], `n${i}`));
+      // Pipelined: all sends in flight at once.
+      await Promise.all(envs.map((e) => ivy.sendEnvelope(e)));
+      await box.waitFor(30);
+      assert.deepEqual(
+        box.messages.map((m) => m.text),
+        envs.map((_, i) => `n${i}`),
+      );
+      ivy.close();
+      jack.close();
+    });
 
-  it('messages arrive in the order they were sent', async () => {
-    const ivy = await connectUser(server, 'ivy');
-    const jack = await connectUser(server, 'jack');
-    const box = inbox(jack);
-    const key = (await ivy.lookup('jack@a.test')).key;
-    const envs = [];
-    for (let i = 0; i < 30; i++) envs.push(await ivy.seal([key], `n${i}`));
-    // Pipelined: all sends in flight at once.
-    await Promise.all(envs.map((e) => ivy.sendEnvelope(e)));
-    await box.waitFor(30);
-    assert.deepEqual(
-      box.messages.map((m) => m.text),
-      envs.map((_, i) => `n${i}`),
-    );
-    ivy.close();
-    jack.close();
+    it('lookup by nick@domain and by fingerprint returns the key, its verified binding and the server', async () => {
+      const kim = await connectUser(server, 'kim');
+      const byName = await kim.lookup('kim@a.test');
+      assert.equal(byName.fingerprint, kim.identity.fingerprint);
+      assert.deepEqual(byName.addresses, ['kim@a.test']);
+      assert.equal(byName.server, 'a.test');
+      const byFp = await kim.lookup(kim.identity.fingerprint);
+      assert.deepEqual(byFp.addresses, ['kim@a.test']);
+      await assert.rejects(kim.lookup('nobody@a.test'), { code: 'not_found' });
+      kim.close();
+    });
   });
-
-  it('lookup by nick@domain and by fingerprint returns the key, its verified binding and the server', async () => {
-    const kim = await connectUser(server, 'kim');
-    const byName = await kim.lookup('kim@a.test');
-    assert.equal(byName.fingerprint, kim.identity.fingerprint);
-    assert.deepEqual(byName.addresses, ['kim@a.test']);
-    assert.equal(byName.server, 'a.test');
-    const byFp = await kim.lookup(kim.identity.fingerprint);
-    assert.deepEqual(byFp.addresses, ['kim@a.test']);
-    await assert.rejects(kim.lookup('nobody@a.test'), { code: 'not_found' });
-    kim.close();
-  });
-});
+}
