@@ -3,7 +3,7 @@ import * as openpgp from 'openpgp';
 import { generateIdentity, type Identity, pgpConfig, unlockIdentity } from '../crypto/index.js';
 import { CliError } from './errors.js';
 import { isNotFound } from './files.js';
-import type { Profile } from './profile.js';
+import { noIdentity, type Profile } from './profile.js';
 
 export interface PassphraseSource {
   passphraseFile?: string;
@@ -31,13 +31,6 @@ export async function readPassphrase(
 
 const NEED_PASSPHRASE =
   'The secret key is protected by a passphrase: set PMB_PASSPHRASE or pass --passphrase-file FILE';
-
-export function noIdentity(profile: Profile): CliError {
-  return new CliError(
-    'no_identity',
-    `No identity in ${profile.dir} yet: run "pmb register NICK@DOMAIN --server URL", "pmb id new" or "pmb id import FILE"`,
-  );
-}
 
 /** Facts about a secret key that need no passphrase. */
 export async function inspectSecretKey(

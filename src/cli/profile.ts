@@ -1,45 +1,78 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { CliError } from './errors.js';
 import { ensureDir, isNotFound, writeFileAtomic } from './files.js';
 
 export const DEFAULT_GROUP = 'Contacts';
 
-const rosterEntry = z.looseObject({
-  fingerprint: z.string(),
-  address: z.string().optional(),
-  name: z.string().optional(),
-  group: z.string().default(DEFAULT_GROUP),
-  added: z.number().optional(),
-});
-export type RosterEntry = z.infer<typeof rosterEntry>;
+export interface RosterEntry {
+  fingerprint: string;
+  address?: string;
+  name?: string;
+  group: string;
+  added?: number;
+}
 
-const chatSettings = z.looseObject({
+export interface ChatSettings {
   /** Local store time (ms) up to which incoming messages of this chat have been shown. */
-  readUpTo: z.number().optional(),
-});
-export type ChatSettings = z.infer<typeof chatSettings>;
+  readUpTo?: number;
+}
 
 /** profile.json: everything of the profile except the key and the message history. Unknown keys are kept. */
-const profileData = z.looseObject({
-  v: z.literal(1).default(1),
+export interface ProfileData {
+  v: 1;
   /** Fingerprint of identity.asc, kept here so offline commands need not unlock the key. */
-  fingerprint: z.string().optional(),
+  fingerprint?: string | undefined;
   /** This device's id within the account. */
-  device: z.string().optional(),
+  device?: string | undefined;
   /** Login: nick@domain. */
-  address: z.string().optional(),
+  address?: string | undefined;
   /** WebSocket URL of the server this account uses. */
-  server: z.string().optional(),
-  backupServers: z.array(z.string()).default([]),
-  roster: z.array(rosterEntry).default([]),
-  chats: z.record(z.string(), chatSettings).default({}),
+  server?: string | undefined;
+  backupServers: string[];
+  roster: RosterEntry[];
+  chats: Record<string, ChatSettings>;
   /** fingerprint -> nick@domain learned from lookups, for display. */
-  known: z.record(z.string(), z.string()).default({}),
-});
-export type ProfileData = z.infer<typeof profileData>;
+  known: Record<string, string>;
+}
+
+/**
+ * Checked by hand rather than with zod: local commands (roster, chats) then start without loading a
+ * schema library, which is most of their start-up time.
+ */
+function parseProfileData(raw: unknown): ProfileData | string {
+  if (!isObject(raw)) return 'not a JSON object';
+  if (raw.v !== undefined && raw.v !== 1) return `unknown version ${String(raw.v)}`;
+  for (const k of ['fingerprint', 'device', 'address', 'server'] as const) {
+    if (raw[k] !== undefined && typeof raw[k] !== 'string') return `${k} must be a string`;
+  }
+  const backupServers = raw.backupServers ?? [];
+  if (!Array.isArray(backupServers) || !backupServers.every((x) => typeof x === 'string')) {
+    return 'backupServers must be a list of URLs';
+  }
+  const roster = raw.roster ?? [];
+  if (!Array.isArray(roster)) return 'roster must be a list';
+  for (const c of roster) {
+    if (!isObject(c) || typeof c.fingerprint !== 'string') return 'every roster entry needs a fingerprint';
+    for (const k of ['address', 'name', 'group'] as const) {
+      if (c[k] !== undefined && typeof c[k] !== 'string') return `roster ${k} must be a string`;
+    }
+    c.group ??= DEFAULT_GROUP;
+  }
+  const chats = raw.chats ?? {};
+  if (!isObject(chats) || !Object.values(chats).every(isObject))
+    return 'chats must map fingerprints to settings';
+  const known = raw.known ?? {};
+  if (!isObject(known) || !Object.values(known).every((x) => typeof x === 'string')) {
+    return 'known must map fingerprints to addresses';
+  }
+  return { ...raw, v: 1, backupServers, roster, chats, known } as ProfileData;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
 export function newDeviceId(): string {
   return randomBytes(6).toString('hex');
@@ -71,7 +104,7 @@ export class Profile {
   }
 
   static async open(dir: string): Promise<Profile> {
-    const p = new Profile(dir, profileData.parse({}));
+    const p = new Profile(dir, parseProfileData({}) as ProfileData);
     await p.reload();
     return p;
   }
@@ -90,11 +123,10 @@ export class Profile {
     } catch {
       throw new CliError('bad_profile', `${this.dataFile} is not valid JSON; fix or remove it`);
     }
-    const parsed = profileData.safeParse(raw);
-    if (!parsed.success) {
-      throw new CliError('bad_profile', `${this.dataFile} is malformed: ${parsed.error.issues[0]?.message}`);
-    }
-    this.data = parsed.data;
+    const parsed = parseProfileData(raw);
+    if (typeof parsed === 'string')
+      throw new CliError('bad_profile', `${this.dataFile} is malformed: ${parsed}`);
+    this.data = parsed;
     return this.data;
   }
 
@@ -157,4 +189,11 @@ export class Profile {
 
 export function shortFingerprint(fp: string): string {
   return `${fp.slice(0, 16)}…`;
+}
+
+export function noIdentity(profile: Profile): CliError {
+  return new CliError(
+    'no_identity',
+    `No identity in ${profile.dir} yet: run "pmb register NICK@DOMAIN --server URL", "pmb id new" or "pmb id import FILE"`,
+  );
 }

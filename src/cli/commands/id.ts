@@ -4,7 +4,7 @@ import { type CliContext, note, print, printJson } from '../context.js';
 import { CliError } from '../errors.js';
 import { isNotFound, writeFileAtomic } from '../files.js';
 import { type ClientOptions, clientOptions, openProfile } from '../options.js';
-import { newDeviceId, type Profile } from '../profile.js';
+import { newDeviceId, noIdentity, type Profile } from '../profile.js';
 
 export function register(program: Command, ctx: CliContext): void {
   const id = program.command('id').description('your identity: the key pair that is your account');
@@ -60,7 +60,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--secret', 'export the secret key, as stored (passphrase-protected if it is)')
     .option('--out <file>', 'write to a file instead of stdout (mode 0600 for a secret key)')
     .action(async (opts: ClientOptions & { secret?: boolean; out?: string }) => {
-      const { inspectSecretKey, noIdentity } = await import('../identity.js');
+      const { inspectSecretKey } = await import('../identity.js');
       const profile = await openProfile(ctx, opts);
       const armored = await profile.readSecretKey();
       if (armored === undefined) throw noIdentity(profile);
@@ -143,7 +143,7 @@ export function register(program: Command, ctx: CliContext): void {
 async function profileFingerprint(profile: Profile): Promise<string> {
   if (profile.data.fingerprint) return profile.data.fingerprint;
   const armored = await profile.readSecretKey();
-  const { inspectSecretKey, noIdentity } = await import('../identity.js');
   if (armored === undefined) throw noIdentity(profile);
+  const { inspectSecretKey } = await import('../identity.js');
   return (await inspectSecretKey(armored)).fingerprint;
 }

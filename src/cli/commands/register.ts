@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { PmbError } from '../../protocol/errors.js';
-import { parseAddress } from '../../protocol/schemas.js';
 import { type CliContext, note, print, printJson } from '../context.js';
 import { CliError, usageError } from '../errors.js';
 import { type ClientOptions, clientOptions, openProfile } from '../options.js';
@@ -17,6 +16,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--server <url>', 'the server, e.g. ws://192.168.1.10:8447')
     .option('--invite <code>', 'invite code from the server admin (pmb invite)')
     .action(async (address: string, opts: RegisterOptions) => {
+      const { parseAddress } = await import('../../protocol/schemas.js');
       const addr = parseAddress(address);
       if (!addr) {
         throw usageError(

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { type CliContext, note, print, printJson } from '../context.js';
 import { CliError } from '../errors.js';
 import { aborted } from '../options.js';
-import { resolveServeSettings, type ServeFlags } from '../serve-config.js';
+import type { ServeFlags } from '../serve-config.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -25,6 +25,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('--json', 'print one JSON line with the URL, domain, fingerprint and data dir')
     .action(async (flags: ServeFlags & { json?: boolean }) => {
+      const { resolveServeSettings } = await import('../serve-config.js');
       const settings = resolveServeSettings(flags, ctx.env);
       // Loaded here, not at the top: client commands need not pay for the server and its database.
       const { createServer, serverConfig } = await import('../../server/index.js');

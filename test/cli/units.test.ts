@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { History, type HistoryEntry } from '../../src/cli/history.js';
+import { Profile } from '../../src/cli/profile.js';
+import { defaultDomain, resolveServeSettings } from '../../src/cli/serve-config.js';
+import { httpBaseUrl, normalizeServerUrl } from '../../src/cli/urls.js';
+
+describe('pmb serve settings', () => {
+  it('take defaults, then PMB_* environment, then flags', () => {
+    const home = { HOME: '/home/u', XDG_DATA_HOME: '/xdg/data' };
+    const d = resolveServeSettings({}, home, 'Pi-Box.fritz.box');
+    assert.deepEqual(d, {
+      dataDir: '/xdg/data/pmb',
+      domain: 'pi-box.local',
+      host: '127.0.0.1',
+      port: 8447,
+      registration: 'invite',
+      logLevel: 'info',
+    });
+    const env = {
+      ...home,
+      PMB_PORT: '9000',
+      PMB_HOST: '0.0.0.0',
+      PMB_REGISTRATION: 'open',
+      PMB_DOMAIN: 'Home.Example',
+    };
+    const e = resolveServeSettings({}, env);
+    assert.deepEqual([e.port, e.host, e.registration, e.domain], [9000, '0.0.0.0', 'open', 'home.example']);
+    const f = resolveServeSettings({ port: '0', registration: 'closed', dataDir: '/srv/pmb' }, env);
+    assert.deepEqual([f.port, f.registration, f.dataDir, f.host], [0, 'closed', '/srv/pmb', '0.0.0.0']);
+  });
+
+  it('name the bad setting and its source', () => {
+    assert.throws(() => resolveServeSettings({ port: '65536' }, {}), /--port: "65536" is not a port/);
+    assert.throws(() => resolveServeSettings({}, { PMB_PORT: '-1' }), /PMB_PORT: "-1" is not a port/);
+    assert.throws(
+      () => resolveServeSettings({ domain: 'no spaces' }, {}),
+      /--domain: "no spaces" is not a domain/,
+    );
+    assert.throws(() => resolveServeSettings({ logLevel: 'loud' }, {}), /--log-level: "loud" is not one of/);
+  });
+
+  it('make a usable default domain from any hostname', () => {
+    assert.equal(defaultDomain('My_Laptop'), 'my-laptop.local');
+    assert.equal(defaultDomain('--'), 'pmb.local');
+    assert.equal(defaultDomain('raspberrypi'), 'raspberrypi.local');
+  });
+});
+
+describe('server addresses', () => {
+  it('accept ws, http and bare host:port', () => {
+    assert.equal(normalizeServerUrl('127.0.0.1:8447'), 'ws://127.0.0.1:8447');
+    assert.equal(normalizeServerUrl('http://box.lan:8447/'), 'ws://box.lan:8447');
+    assert.equal(normalizeServerUrl('https://pmb.example.org'), 'wss://pmb.example.org');
+    assert.throws(() => normalizeServerUrl('ftp://x'), /not a server address/);
+    assert.equal(httpBaseUrl('ws://0.0.0.0:8447'), 'http://127.0.0.1:8447');
+  });
+});
+
+describe('local history', () => {
+  const entry = (id: string, from = 'a'.repeat(40)): HistoryEntry => ({
+    id,
+    from,
+    to: ['b'.repeat(40)],
+    text: `text ${id}`,
+    kind: 'msg',
+    ts: 1,
+    received: 2,
+    outgoing: false,
+    stored: 3,
+  });
+
+  it('keeps a message once per sender and id, across processes and torn lines', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pmb-hist-'));
+    try {
+      const file = join(dir, 'history.jsonl');
+      const h = await History.load(file);
+      assert.equal(h.add(entry('m1')), true);
+      assert.equal(h.add(entry('m1')), false);
+      assert.equal(
+        h.add(entry('m1', 'c'.repeat(40))),
+        true,
+        'same id from another sender is another message',
+      );
+      await h.flush();
+      // Another process appended the same message, then power failed mid-line.
+      await appendFile(file, `${JSON.stringify(entry('m1'))}\n{"id":"m2","fro`);
+      const again = await History.load(file);
+      assert.deepEqual(
+        again.entries.map((e) => [e.id, e.from[0]]),
+        [
+          ['m1', 'a'],
+          ['m1', 'c'],
+        ],
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('profile updates re-read the file, so two processes do not undo each other', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pmb-prof-'));
+    try {
+      const one = await Profile.open(dir);
+      const two = await Profile.open(dir);
+      await one.update((d) => {
+        d.roster.push({ fingerprint: 'a'.repeat(40), group: 'Family' });
+      });
+      await two.update((d) => {
+        d.known['b'.repeat(40)] = 'bob@a.test';
+      });
+      const saved = JSON.parse(await readFile(join(dir, 'profile.json'), 'utf8'));
+      assert.equal(saved.roster.length, 1);
+      assert.equal(saved.known['b'.repeat(40)], 'bob@a.test');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
