@@ -30,6 +30,18 @@ export function buildProgram(ctx: CliContext): Command {
     .hook('preAction', (_self, action) => {
       ctx.json = Boolean(action.opts().json);
     });
+  program.addHelpText(
+    'after',
+    `
+Getting started:
+  pmb serve                      on the home box (add --host 0.0.0.0 to be reachable on the LAN)
+  pmb invite                     on the box: a one-time code for someone to join
+  pmb register alice@box.local --server ws://box:8447 --invite CODE
+  pmb send bob@box.local "hello"
+  pmb inbox                      (or: pmb chat bob@box.local)
+
+Every client command takes --profile DIR (default $PMB_PROFILE or ~/.config/pmb) and --json.`,
+  );
   for (const c of COMMANDS) c.register(program, ctx);
   return program;
 }
@@ -64,6 +76,10 @@ export async function run(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // `pmb inbox | head -1`: a reader that went away is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   const ctx: CliContext = {
     signal: ac.signal,
     env: process.env,

@@ -6,7 +6,7 @@ import {
   type ReceivedMessage,
   type WebSocketFactory,
 } from '../client/index.js';
-import { decodeRecord, type Identity } from '../crypto/index.js';
+import { decodeRecord, generateIdentity, type Identity } from '../crypto/index.js';
 import { PmbError } from '../protocol/errors.js';
 import type { SignedRecord } from '../protocol/records.js';
 import { type CliContext, note } from './context.js';
@@ -55,6 +55,8 @@ export interface SessionOptions {
   server?: string;
   /** Log in (deliveries start); without it the connection only looks things up. */
   login: boolean;
+  /** Lookups need no account: a profile without a key gets a throwaway one for this connection. */
+  anonymous?: boolean;
   /** A new (not yet in history) message arrived and was stored. */
   onMessage?: (entry: HistoryEntry) => void;
 }
@@ -108,7 +110,10 @@ export class Session {
 
   static async open(ctx: CliContext, opts: SessionOptions): Promise<Session> {
     const { profile } = opts;
-    const identity = await loadIdentity(profile, await readPassphrase(opts, ctx.env));
+    const identity =
+      opts.anonymous && (await profile.readSecretKey()) === undefined
+        ? (await generateIdentity()).identity
+        : await loadIdentity(profile, await readPassphrase(opts, ctx.env));
     const saved = profile.data.server;
     if (!opts.server && !saved) {
       throw new CliError(
@@ -118,7 +123,7 @@ export class Session {
     }
     const url = normalizeServerUrl(opts.server ?? (saved as string));
     const history = await History.load(profile.historyFile);
-    const client = await connectClient(url, identity, await profile.device());
+    const client = await connectClient(url, identity, opts.anonymous ? 'lookup' : await profile.device());
     const session = new Session(ctx, client, identity, profile, history, url);
     session.onMessage = opts.onMessage;
     if (opts.login) {

@@ -81,6 +81,11 @@ describe('pmb send / inbox / chat between two CLI users', () => {
     assert.match(aliceInbox.stdout, /^\[\d\d:\d\d\] bob@a\.test: got it$/m);
   });
 
+  it('lookup shows the key fingerprint and verified addresses the server holds', async () => {
+    const r = await cli.ok('alice', ['lookup', 'bob@a.test', '--json']);
+    assert.deepEqual(JSON.parse(r.stdout), { fingerprint: bob, addresses: ['bob@a.test'], server: 'a.test' });
+  });
+
   it('sending to an unknown nickname fails with a clear message and exit code 1', async () => {
     const r = await cli.run('alice', ['send', 'nobody@a.test', 'hi']);
     assert.equal(r.code, 1);

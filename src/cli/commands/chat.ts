@@ -59,6 +59,8 @@ export function register(program: Command, ctx: CliContext): void {
           ...(tty ? { output: ctx.stdout, terminal: true, prompt: '> ' } : { terminal: false }),
         });
         rl = lines;
+        // In a terminal readline takes Ctrl-C itself (no process signal): make it end the chat too.
+        lines.on('SIGINT', () => lines.close());
         const stop = () => lines.close();
         ctx.signal.addEventListener('abort', stop, { once: true });
         void s.closed.then(() => {

@@ -11,7 +11,9 @@ export function register(program: Command, ctx: CliContext): void {
       const { withSession } = await import('../session.js');
       const profile = await openProfile(ctx, opts);
       const q = profile.findContact(who)?.fingerprint ?? who.trim().toLowerCase();
-      const found = await withSession(ctx, { ...opts, profile, login: false }, (s) => s.client.lookup(q));
+      const found = await withSession(ctx, { ...opts, profile, login: false, anonymous: true }, (s) =>
+        s.client.lookup(q),
+      );
       if (opts.json) {
         printJson(ctx, { fingerprint: found.fingerprint, addresses: found.addresses, server: found.server });
         return;
