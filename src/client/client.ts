@@ -33,6 +33,8 @@ export interface ClientOptions extends ConnectOptions {
   identity: Identity;
   /** This device's id within the account. */
   device: string;
+  /** Fingerprint the server must have (pinned at first contact); a different key is refused. */
+  expectServer?: string;
   now?: () => number;
 }
 
@@ -81,6 +83,9 @@ export class PmbClient {
   readonly events: ClientEvents = {};
   readonly #now: () => number;
   readonly #contacts = new Map<string, Contact>();
+  /** Recently handled (sender, id) pairs: a redelivered message is acknowledged but not shown again. */
+  readonly #seen = new Set<string>();
+  #serverKey: PublicIdentity | undefined;
   #chain: Promise<void> = Promise.resolve();
   #ackSent = 0;
   #ackWanted = 0;
@@ -106,7 +111,16 @@ export class PmbClient {
   }
 
   static async connect(opts: ClientOptions): Promise<PmbClient> {
-    return new PmbClient(await Connection.open(opts), opts);
+    const conn = await Connection.open(opts);
+    const server = conn.hello?.server;
+    if (opts.expectServer && server?.fingerprint !== opts.expectServer) {
+      conn.close(1008, 'wrong server');
+      throw new PmbError(
+        'wrong_server',
+        `The server at ${opts.url} presents key ${server?.fingerprint}, not the pinned ${opts.expectServer}`,
+      );
+    }
+    return new PmbClient(conn, opts);
   }
 
   get server(): NonNullable<Connection['hello']>['server'] {
@@ -165,7 +179,14 @@ export class PmbClient {
       const body = bindingBody.safeParse(payload.body);
       if (!body.success) continue;
       try {
-        await verifyRecord(record, { subject: key }, { now: this.#now() });
+        // A name is believed only when both the key and the name's registrar signed it.
+        const registrar = await this.#registrar(body.data.registrar);
+        if (!registrar) continue;
+        await verifyRecord(
+          record,
+          { subject: key, cosigners: [registrar] },
+          { now: this.#now(), requireCosigner: true },
+        );
         addresses.push(`${body.data.nick}@${body.data.domain}`);
       } catch {
         // An invalid or expired binding is simply not believed.
@@ -185,6 +206,13 @@ export class PmbClient {
     this.#contacts.set(q, contact);
     this.#contacts.set(key.fingerprint, contact);
     return contact;
+  }
+
+  /** Public key of a registrar server. Today: the server we talk to; federation will bring the others. */
+  async #registrar(fingerprint: string): Promise<PublicIdentity | undefined> {
+    if (fingerprint !== this.server.fingerprint) return undefined;
+    this.#serverKey ??= await readPublicIdentity(this.server.publicKey);
+    return this.#serverKey;
   }
 
   /** Sign, encrypt and send; resolves once the server has the message on disk. */
@@ -214,6 +242,9 @@ export class PmbClient {
     const to = [...new Set(recipients.map((r) => r.fingerprint))];
     const content: MessageContent = { v: 1, id, from: this.identity.fingerprint, to, ts, kind, text };
     const body = await sealMessage(this.identity, recipients, content);
+    const max = this.conn.hello?.limits.maxBodyBytes ?? Number.POSITIVE_INFINITY;
+    if (body.length > max)
+      throw new PmbError('bad_message', `The message is too large for this server (${max} bytes)`);
     return { id, from: this.identity.fingerprint, to, ts, kind, bv: 1, body };
   }
 
@@ -251,13 +282,19 @@ export class PmbClient {
 
   async #handle(frame: DeliverFrame): Promise<void> {
     const { envelope } = frame;
+    const key = `${envelope.from}/${envelope.id}`;
     try {
+      if (this.#seen.has(key)) throw new PmbError('duplicate');
       const sender = await this.lookup(envelope.from);
       const content = await openMessage(this.identity, envelope.body, {
         id: envelope.id,
         from: sender.key,
         to: envelope.to,
+        kind: envelope.kind,
       });
+      if (content.ts !== envelope.ts)
+        throw new PmbError('bad_message', 'The envelope time differs from the signed one');
+      this.#remember(key);
       await this.events.message?.({
         id: envelope.id,
         from: envelope.from,
@@ -271,13 +308,22 @@ export class PmbClient {
         content,
       });
     } catch (err) {
-      this.events.rejected?.(
-        envelope,
-        err instanceof PmbError ? err : new PmbError('bad_message', String(err)),
-      );
+      const e = err instanceof PmbError ? err : new PmbError('bad_message', String(err));
+      // A redelivered message was already shown: acknowledge it again and say nothing.
+      if (e.code !== 'duplicate') this.events.rejected?.(envelope, e);
     }
     this.#ackWanted = Math.max(this.#ackWanted, frame.seq);
     if (!this.#acking) void this.#sendAck();
+  }
+
+  #remember(key: string): void {
+    this.#seen.add(key);
+    if (this.#seen.size > 10_000) {
+      for (const k of this.#seen) {
+        this.#seen.delete(k);
+        if (this.#seen.size <= 5_000) break;
+      }
+    }
   }
 
   /** Cumulative acks, at most one in flight: a burst of deliveries costs a few acks, not one each. */

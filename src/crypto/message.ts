@@ -1,5 +1,5 @@
 import * as openpgp from 'openpgp';
-import { decodeCbor } from '../protocol/codec.js';
+import { decodeCanonicalCbor } from '../protocol/codec.js';
 import { PmbError } from '../protocol/errors.js';
 import { MAX_BODY_BYTES, pgpConfig, verificationDate } from './config.js';
 import { type MessageContent, messageContent } from './content.js';
@@ -82,7 +82,7 @@ export async function openMessage(
 
   let decoded: unknown;
   try {
-    decoded = decodeCbor(data);
+    decoded = decodeCanonicalCbor(data);
   } catch (cause) {
     throw new PmbError('bad_message', 'The message content is not CBOR', { cause });
   }

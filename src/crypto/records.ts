@@ -1,6 +1,6 @@
 import * as openpgp from 'openpgp';
 import { equalBytes, sha256 } from '../protocol/bytes.js';
-import { decodeCbor } from '../protocol/codec.js';
+import { decodeCanonicalCbor } from '../protocol/codec.js';
 import { PmbError } from '../protocol/errors.js';
 import { type RecordPayload, recordPayload, type SignedRecord, signedRecord } from '../protocol/records.js';
 import { pgpConfig, verificationDate } from './config.js';
@@ -52,7 +52,7 @@ export function decodeRecord(record: SignedRecord): RecordPayload {
   if (!shape.success) throw new PmbError('bad_record', `Invalid signed record: ${shape.error.message}`);
   let decoded: unknown;
   try {
-    decoded = decodeCbor(record.payload);
+    decoded = decodeCanonicalCbor(record.payload);
   } catch (cause) {
     throw new PmbError('bad_record', 'The record payload is not CBOR', { cause });
   }

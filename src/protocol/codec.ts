@@ -22,19 +22,63 @@ const cborOptions = {
   variableMapSize: true,
   structuredClone: false,
   pack: false,
+  // 64-bit integers (every ms timestamp) decode as numbers, not BigInts.
+  int64AsNumber: true,
 } as const;
 const cborEncoder = new Encoder(cborOptions);
 const cborDecoder = new Decoder(cborOptions);
 
 /** Encode a value as plain CBOR (used for frames, message content and signed record payloads). */
 export function encodeCbor(value: unknown): Uint8Array {
-  const out = cborEncoder.encode(value);
+  const out = cborEncoder.encode(wideIntsAsBigInt(value));
   // cbor-x may hand back a view of its reusable buffer: copy so callers own what they keep.
   return new Uint8Array(out);
 }
 
+/**
+ * cbor-x writes integers beyond 32 bits (every ms timestamp) as float64; CBOR has integers up to 64 bits
+ * and other libraries expect them. BigInts are written as integers, so wide integers are turned into BigInts
+ * on the way out. Objects are copied only where something changes.
+ */
+function wideIntsAsBigInt(value: unknown): unknown {
+  if (typeof value === 'number') {
+    return Number.isSafeInteger(value) && (value > 0xffffffff || value < -0x100000000)
+      ? BigInt(value)
+      : value;
+  }
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    value.forEach((v, i) => {
+      const w = wideIntsAsBigInt(v);
+      if (w !== v) (out ??= [...value])[i] = w;
+    });
+    return out ?? value;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const w = wideIntsAsBigInt(v);
+    if (w !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = w;
+  }
+  return out ?? value;
+}
+
 export function decodeCbor(data: Uint8Array): unknown {
   return cborDecoder.decode(data);
+}
+
+/**
+ * Decode bytes that were signed (record payloads, message content) and insist they are the one encoding
+ * PMB writes for what they mean: re-encoding gives the same bytes. This refuses duplicate map keys, floats
+ * standing in for integers, tags and other ways one signed value could be read two ways.
+ */
+export function decodeCanonicalCbor(data: Uint8Array): unknown {
+  const value = decodeCbor(data);
+  const again = encodeCbor(value);
+  if (again.length !== data.length || !again.every((b, i) => b === data[i])) {
+    throw new PmbError('bad_frame', 'Signed CBOR is not in canonical form');
+  }
+  return value;
 }
 
 export const cborCodec: Codec = {

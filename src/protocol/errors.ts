@@ -30,6 +30,7 @@ export const ERROR_CODES = {
     text: 'Nicknames are 2-32 of a-z, 0-9, ".", "_", "-", starting with a letter or digit',
   },
   wrong_domain: { status: 400, close: 1008, text: 'This server is not the registrar of that domain' },
+  wrong_server: { status: 400, close: 1008, text: 'The server is not the one this profile trusts' },
   bad_key: { status: 400, close: 1008, text: 'The public key is not a usable PMB key' },
   bad_signature: { status: 400, close: 1008, text: 'A signature is missing or invalid' },
   bad_record: { status: 400, close: 1008, text: 'The signed record is invalid' },

@@ -58,8 +58,11 @@ export const limitsInfo = z.object({
   framesPerSecond: uint,
 });
 
-/** What a server stores and forwards: everything but `body` is visible to servers; `body` is OpenPGP. */
-export const envelope = z.object({
+/**
+ * What a server stores and forwards: everything but `body` is visible to servers; `body` is OpenPGP.
+ * Unknown fields are kept and forwarded, so newer clients can add some without breaking older servers.
+ */
+export const envelope = z.looseObject({
   id: messageId,
   from: fingerprint,
   to: z.array(fingerprint).min(1),
@@ -84,7 +87,7 @@ export const Hello = method('hello', {
     server: serverInfo,
     limits: limitsInfo,
   },
-  errors: ['unsupported_version'],
+  errors: ['unsupported_version', 'bad_request'],
   auth: false,
   summary: 'Open the conversation: agree on a protocol version; learn the server identity and limits.',
 });
@@ -106,6 +109,9 @@ export const Register = method('register', {
     'bad_key',
     'bad_signature',
     'bad_record',
+    'expired',
+    'stale_record',
+    'record_fork',
   ],
   auth: false,
   summary: 'Register nick@domain for a key; the server countersigns the binding.',
@@ -118,14 +124,14 @@ export const LoginStart = method('login.start', {
     challenge: bytes,
     expires: timestamp,
   },
-  errors: ['unknown_account', 'already_logged_in', 'too_many_pending_logins'],
+  errors: ['unknown_account', 'already_logged_in', 'too_many_pending_logins', 'bad_key'],
   auth: false,
   summary: 'Ask for a login challenge encrypted to the account key.',
 });
 
 export const LoginFinish = method('login.finish', {
   params: {
-    /** SHA-256("pmb-login-v1" | challenge | server fingerprint | connection | expires). */
+    /** SHA-256 of CBOR ["pmb-login-v1", secret, server fingerprint, connection, expires]. */
     answer: bytes,
   },
   result: {
@@ -182,7 +188,7 @@ export const Ack = method('ack', {
     seq: uint,
   },
   result: { seq: uint },
-  errors: ['login_required', 'bad_request'],
+  errors: ['login_required'],
   auth: true,
   summary: "Move this device's mailbox cursor forward.",
 });

@@ -167,14 +167,14 @@ describe('the frame vectors are one consistent conversation', () => {
     assert.equal(toHex(answer), d.answer);
     assert.equal(toHex(finishReq.answer), d.answer);
     // The preimage byte by byte, as docs/protocol.md spells it: array(5), text(12), bytes(32), text(40),
-    // text(connection), and expires as the reference encoder writes a number >= 2^32: a float64.
+    // text(connection), and expires as a CBOR uint64 (1b + 8 bytes), every timestamp being >= 2^32.
     const text = (s: string) => toHex(new TextEncoder().encode(s));
-    const float64 = new DataView(new ArrayBuffer(8));
-    float64.setFloat64(0, d.expires);
+    const uint64 = new DataView(new ArrayBuffer(8));
+    uint64.setBigUint64(0, BigInt(d.expires));
     assert.ok(d.connection.length >= 24 && d.connection.length < 256 && d.expires >= 2 ** 32);
     const spelled =
       `85 6c${text('pmb-login-v1')} 5820${d.secret} 7828${text(d.server)}` +
-      ` 78${d.connection.length.toString(16)}${text(d.connection)} fb${toHex(new Uint8Array(float64.buffer))}`;
+      ` 78${d.connection.length.toString(16)}${text(d.connection)} 1b${toHex(new Uint8Array(uint64.buffer))}`;
     assert.equal(d.preimage, spelled.replaceAll(' ', ''));
   });
 

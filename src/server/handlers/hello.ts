@@ -5,6 +5,8 @@ import type { Router } from '../router.js';
 
 export function register(router: Router): void {
   router.handle(Hello, (params, session, ctx) => {
+    if (session.version !== undefined)
+      throw new PmbError('bad_request', 'hello was already said on this connection');
     const version = PROTOCOL_VERSIONS.find((v) => params.versions.includes(v));
     if (version === undefined) {
       throw new PmbError(
