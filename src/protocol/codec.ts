@@ -51,14 +51,20 @@ function wideIntsAsBigInt(value: unknown): unknown {
     let out: unknown[] | undefined;
     value.forEach((v, i) => {
       const w = wideIntsAsBigInt(v);
-      if (w !== v) (out ??= [...value])[i] = w;
+      if (w !== v) {
+        out ??= [...value];
+        out[i] = w;
+      }
     });
     return out ?? value;
   }
   let out: Record<string, unknown> | undefined;
   for (const [k, v] of Object.entries(value)) {
     const w = wideIntsAsBigInt(v);
-    if (w !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = w;
+    if (w !== v) {
+      out ??= { ...(value as Record<string, unknown>) };
+      out[k] = w;
+    }
   }
   return out ?? value;
 }
