@@ -24,7 +24,10 @@ export function buildProgram(ctx: CliContext): Command {
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
-      outputError: (s, write) => write(`pmb: ${s.replace(/^error: /, '')}`),
+      outputError: (s, write) => {
+        const message = s.replace(/^error: /, '').trim();
+        write(ctx.json ? `${JSON.stringify({ error: { code: 'usage', message } })}\n` : `pmb: ${message}\n`);
+      },
     })
     .showSuggestionAfterError(true)
     .hook('preAction', (_self, action) => {
