@@ -41,11 +41,9 @@ export function register(program: Command, ctx: CliContext): void {
             rl?.prompt(true);
           }
         };
-        for (const e of s.history.entries
-          .filter((x) => peerOf(x, self) === peer.fingerprint)
-          .slice(-(opts.history ?? 20))) {
-          show(e);
-        }
+        const earlier = s.history.entries.filter((x) => peerOf(x, self) === peer.fingerprint);
+        const n = opts.history ?? 20;
+        for (const e of n > 0 ? earlier.slice(-n) : []) show(e);
         s.onMessage = (e) => {
           if (peerOf(e, self) === peer.fingerprint) show(e);
           else if (!e.outgoing)
