@@ -30,6 +30,8 @@ export interface ProfileData {
   address?: string | undefined;
   /** WebSocket URL of the server this account uses. */
   server?: string | undefined;
+  /** That server's key fingerprint, pinned at register/login: another key at that URL is refused. */
+  serverFingerprint?: string | undefined;
   backupServers: string[];
   roster: RosterEntry[];
   chats: Record<string, ChatSettings>;
@@ -44,7 +46,7 @@ export interface ProfileData {
 function parseProfileData(raw: unknown): ProfileData | string {
   if (!isObject(raw)) return 'not a JSON object';
   if (raw.v !== undefined && raw.v !== 1) return `unknown version ${String(raw.v)}`;
-  for (const k of ['fingerprint', 'device', 'address', 'server'] as const) {
+  for (const k of ['fingerprint', 'device', 'address', 'server', 'serverFingerprint'] as const) {
     if (raw[k] !== undefined && typeof raw[k] !== 'string') return `${k} must be a string`;
   }
   const backupServers = raw.backupServers ?? [];

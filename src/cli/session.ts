@@ -28,7 +28,12 @@ class CliWebSocket extends WebSocket {
   }
 }
 
-export async function connectClient(url: string, identity: Identity, device: string): Promise<PmbClient> {
+export async function connectClient(
+  url: string,
+  identity: Identity,
+  device: string,
+  expectServer?: string,
+): Promise<PmbClient> {
   try {
     return await PmbClient.connect({
       url,
@@ -36,8 +41,15 @@ export async function connectClient(url: string, identity: Identity, device: str
       identity,
       device,
       agent: `pmb-cli/${VERSION}`,
+      ...(expectServer ? { expectServer } : {}),
     });
   } catch (err) {
+    if (err instanceof PmbError && err.code === 'wrong_server') {
+      throw new PmbError(
+        'wrong_server',
+        `${err.message}. Someone may be impersonating your server; if its key really changed (reinstalled), run: pmb login --server ${url} --accept-server-key`,
+      );
+    }
     if (err instanceof PmbError && err.code === 'unavailable') {
       throw new PmbError(
         'unavailable',
@@ -57,6 +69,8 @@ export interface SessionOptions {
   login: boolean;
   /** Lookups need no account: a profile without a key gets a throwaway one for this connection. */
   anonymous?: boolean;
+  /** Do not insist on the pinned server key (pmb login --accept-server-key). */
+  acceptServerKey?: boolean;
   /** A new (not yet in history) message arrived and was stored. */
   onMessage?: (entry: HistoryEntry) => void;
 }
@@ -123,7 +137,11 @@ export class Session {
     }
     const url = normalizeServerUrl(opts.server ?? (saved as string));
     const history = await History.load(profile.historyFile);
-    const client = await connectClient(url, identity, opts.anonymous ? 'lookup' : await profile.device());
+    // The pin belongs to the saved server URL; a server named explicitly for the first time is trusted on first use.
+    const pinned =
+      !opts.acceptServerKey && url === profile.data.server ? profile.data.serverFingerprint : undefined;
+    const device = opts.anonymous ? 'lookup' : await profile.device();
+    const client = await connectClient(url, identity, device, pinned);
     const session = new Session(ctx, client, identity, profile, history, url);
     session.onMessage = opts.onMessage;
     if (opts.login) {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startServer } from '../helpers/servers.js';
 import { cliSandbox, runPmb } from './pmb.js';
@@ -46,6 +48,17 @@ describe('registration by invite, and servers that are not there', () => {
       ]);
       assert.equal(again.code, 1);
       assert.match(again.stderr, /invite code is unknown, used or expired/);
+
+      // The server key was pinned at registration: another key at that address is refused.
+      const profileFile = join(cli.profile('alice'), 'profile.json');
+      const saved = JSON.parse(await readFile(profileFile, 'utf8'));
+      assert.equal(saved.serverFingerprint, server.fingerprint);
+      await writeFile(profileFile, JSON.stringify({ ...saved, serverFingerprint: 'f'.repeat(40) }));
+      const impostor = await cli.run('alice', ['inbox']);
+      assert.equal(impostor.code, 1);
+      assert.match(impostor.stderr, /not the pinned f{40}\. Someone may be impersonating your server/);
+      await cli.ok('alice', ['login', '--server', server.url, '--accept-server-key']);
+      assert.equal(JSON.parse(await readFile(profileFile, 'utf8')).serverFingerprint, server.fingerprint);
 
       const badToken = await runPmb(['invite', '--server', server.url], cli.home, {
         env: { PMB_ADMIN_TOKEN: 'not-the-token' },

@@ -42,6 +42,7 @@ export function register(program: Command, ctx: CliContext): void {
           fingerprint,
           addresses: d.address ? [d.address] : [],
           server: d.server ?? null,
+          serverFingerprint: d.serverFingerprint ?? null,
           backupServers: d.backupServers,
           device: d.device ?? null,
           profile: profile.dir,
@@ -51,6 +52,7 @@ export function register(program: Command, ctx: CliContext): void {
       print(ctx, `fingerprint  ${fingerprint}`);
       print(ctx, `address      ${d.address ?? '(not registered: pmb register NICK@DOMAIN --server URL)'}`);
       print(ctx, `servers      ${servers.length ? servers.join(', ') : '(none)'}`);
+      if (d.serverFingerprint) print(ctx, `server key   ${d.serverFingerprint}`);
       print(ctx, `device       ${d.device ?? '(none)'}`);
       print(ctx, `profile      ${profile.dir}`);
     });
@@ -121,6 +123,7 @@ export function register(program: Command, ctx: CliContext): void {
         if (d.fingerprint !== info.fingerprint) {
           d.address = undefined;
           d.server = undefined;
+          d.serverFingerprint = undefined;
         }
         d.fingerprint = info.fingerprint;
         // A fresh device id: two devices must never share a mailbox cursor.

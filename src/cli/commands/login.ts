@@ -8,7 +8,11 @@ export function register(program: Command, ctx: CliContext): void {
       "log in with this profile's identity (e.g. one imported on a new device) and remember the server",
     )
     .option('--server <url>', 'the server, e.g. ws://192.168.1.10:8447 (default: the saved one)')
-    .action(async (opts: ClientOptions & { server?: string }) => {
+    .option(
+      '--accept-server-key',
+      "trust the server's current key even if it differs from the one pinned before",
+    )
+    .action(async (opts: ClientOptions & { server?: string; acceptServerKey?: boolean }) => {
       const { Session, addressFrom } = await import('../session.js');
       const profile = await openProfile(ctx, opts);
       const session = await Session.open(ctx, { ...opts, profile, login: false });
@@ -17,6 +21,7 @@ export function register(program: Command, ctx: CliContext): void {
         const address = addressFrom(res.bindings, res.fingerprint) ?? profile.data.address;
         await profile.update((d) => {
           d.server = session.url;
+          d.serverFingerprint = session.client.server.fingerprint;
           d.fingerprint = res.fingerprint;
           if (address) d.address = address;
         });

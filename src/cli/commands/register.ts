@@ -53,6 +53,7 @@ export function register(program: Command, ctx: CliContext): void {
         await profile.update((d) => {
           d.address = full;
           d.server = session.url;
+          d.serverFingerprint = session.client.server.fingerprint;
           d.fingerprint = login.fingerprint;
         });
         if (opts.json) {
