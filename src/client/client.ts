@@ -91,7 +91,7 @@ export class PmbClient {
   #ackWanted = 0;
   #acking = false;
   #synced = false;
-  #syncWaiters: (() => void)[] = [];
+  #syncWaiters: { resolve: () => void; reject: (e: PmbError) => void }[] = [];
 
   private constructor(conn: Connection, opts: ClientOptions) {
     this.conn = conn;
@@ -103,11 +103,15 @@ export class PmbClient {
       // Synced is reported after every delivery pushed before it has been handled.
       this.#chain = this.#chain.then(() => {
         this.#synced = true;
-        for (const w of this.#syncWaiters.splice(0)) w();
+        for (const w of this.#syncWaiters.splice(0)) w.resolve();
         this.events.synced?.();
       });
     };
-    conn.events.close = (code, reason) => this.events.close?.(code, reason);
+    conn.events.close = (code, reason) => {
+      const err = new PmbError('unavailable', 'The connection closed before the mailbox was synced');
+      for (const w of this.#syncWaiters.splice(0)) w.reject(err);
+      this.events.close?.(code, reason);
+    };
   }
 
   static async connect(opts: ClientOptions): Promise<PmbClient> {
@@ -259,13 +263,14 @@ export class PmbClient {
   /** Resolves when everything stored for this device before login has been handled. */
   waitSynced(): Promise<void> {
     if (this.#synced) return Promise.resolve();
-    return new Promise((resolve) => this.#syncWaiters.push(resolve));
+    if (this.conn.closed) return Promise.reject(new PmbError('unavailable', 'The connection is closed'));
+    return new Promise((resolve, reject) => this.#syncWaiters.push({ resolve, reject }));
   }
 
   /** Wait until every handled delivery has been acknowledged to the server. */
   async flushAcks(): Promise<void> {
     await this.#chain;
-    while (this.#acking || this.#ackSent < this.#ackWanted) {
+    while ((this.#acking || this.#ackSent < this.#ackWanted) && !this.conn.closed) {
       if (!this.#acking) void this.#sendAck();
       await new Promise((r) => setTimeout(r, 5));
     }
