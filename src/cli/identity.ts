@@ -1,6 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
-import { generateIdentity, type Identity, pgpConfig, unlockIdentity } from '../crypto/index.js';
+import {
+  generateIdentity,
+  type Identity,
+  inspectSecretKey as inspectKey,
+  unlockIdentity,
+} from '../crypto/index.js';
 import { CliError } from './errors.js';
 import { isNotFound } from './files.js';
 import { noIdentity, type Profile } from './profile.js';
@@ -32,28 +36,16 @@ export async function readPassphrase(
 const NEED_PASSPHRASE =
   'The secret key is protected by a passphrase: set PMB_PASSPHRASE or pass --passphrase-file FILE';
 
-/** Facts about a secret key that need no passphrase. */
-export async function inspectSecretKey(
-  input: string | Uint8Array,
-): Promise<{ fingerprint: string; locked: boolean; armored: string; publicArmored: string }> {
-  let key: openpgp.PrivateKey;
+/** Facts about a secret key that need no passphrase, with a hint on how to make one. */
+export async function inspectSecretKey(input: string | Uint8Array): ReturnType<typeof inspectKey> {
   try {
-    key =
-      typeof input === 'string'
-        ? await openpgp.readPrivateKey({ armoredKey: input, config: pgpConfig })
-        : await openpgp.readPrivateKey({ binaryKey: input, config: pgpConfig });
+    return await inspectKey(input);
   } catch {
     throw new CliError(
       'bad_key',
       'This is not an OpenPGP secret key (use "pmb id export --secret" to make one)',
     );
   }
-  return {
-    fingerprint: key.getFingerprint().toLowerCase(),
-    locked: key.getKeys().some((k) => !k.keyPacket.isDecrypted()),
-    armored: typeof input === 'string' ? input : key.armor(pgpConfig),
-    publicArmored: key.toPublic().armor(pgpConfig),
-  };
 }
 
 /** Reads and checks a secret key, asking for the passphrase only when it is protected. */

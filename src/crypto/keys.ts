@@ -52,6 +52,29 @@ export async function generateIdentity(
 }
 
 /** Reads a secret key (armored or binary), decrypting it with the passphrase when it is protected. */
+async function readSecretKey(input: string | Uint8Array): Promise<openpgp.PrivateKey> {
+  try {
+    return typeof input === 'string'
+      ? await openpgp.readPrivateKey({ armoredKey: input, config: pgpConfig })
+      : await openpgp.readPrivateKey({ binaryKey: input, config: pgpConfig });
+  } catch (cause) {
+    throw new PmbError('bad_key', 'This is not an OpenPGP secret key', { cause });
+  }
+}
+
+/** What can be told about a secret key without its passphrase. */
+export async function inspectSecretKey(
+  input: string | Uint8Array,
+): Promise<{ fingerprint: string; locked: boolean; armored: string; publicArmored: string }> {
+  const key = await readSecretKey(input);
+  return {
+    fingerprint: fingerprintOf(key),
+    locked: key.getKeys().some((k) => !k.keyPacket.isDecrypted()),
+    armored: typeof input === 'string' ? input : key.armor(pgpConfig),
+    publicArmored: key.toPublic().armor(pgpConfig),
+  };
+}
+
 export async function unlockIdentity(
   secretKeyArmoredOrBytes: string | Uint8Array,
   passphrase?: string,
@@ -59,15 +82,7 @@ export async function unlockIdentity(
   const input = secretKeyArmoredOrBytes;
   const size = typeof input === 'string' ? input.length / 2 : input.length;
   if (size > MAX_SECRET_KEY_BYTES) throw new PmbError('bad_key', 'The secret key is too large');
-  let key: openpgp.PrivateKey;
-  try {
-    key =
-      typeof input === 'string'
-        ? await openpgp.readPrivateKey({ armoredKey: input, config: pgpConfig })
-        : await openpgp.readPrivateKey({ binaryKey: input, config: pgpConfig });
-  } catch (cause) {
-    throw new PmbError('bad_key', 'This is not an OpenPGP secret key', { cause });
-  }
+  let key = await readSecretKey(input);
   // isDecrypted() is true when any part is; every part must be usable.
   const locked = key.getKeys().some((k) => !k.keyPacket.isDecrypted());
   if (locked) {
