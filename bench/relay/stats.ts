@@ -1,0 +1,90 @@
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { availableParallelism, cpus, release } from 'node:os';
+import { join } from 'node:path';
+
+/** Figures of the bench: percentiles, medians, and readings of other processes from /proc. */
+
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+export interface Latency {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export function latency(ms: Float64Array | number[]): Latency {
+  const s = Float64Array.from(ms).sort();
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.length ? (s[s.length - 1] as number) : 0 };
+}
+
+export interface ProcReading {
+  /** Resident set now, MB. */
+  rssMb: number;
+  /** Peak resident set since start or since resetPeak(), MB. */
+  hwmMb: number;
+  /** User + system CPU seconds since the process started. */
+  cpuS: number;
+}
+
+const TICKS_PER_S = 100; // USER_HZ: 100 on every Linux this runs on.
+
+export function readProc(pid: number): ProcReading {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  // /proc/<pid>/stat: fields after the parenthesised command; utime and stime are fields 14 and 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024, cpuS: ticks / TICKS_PER_S };
+}
+
+/** Reset VmHWM to the current RSS (Linux clear_refs 5) so each run reports its own peak. */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Median time of a 4 KiB append + fsync in dir: the floor under one durable group commit. */
+export function fsyncMs(dir: string, n = 50): number {
+  const file = join(dir, 'fsync-probe');
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(4096, 1);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block);
+      fsyncSync(fd);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  return median(times);
+}
+
+export function machine(): { nproc: number; cpu: string; node: string; kernel: string } {
+  return {
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    kernel: release(),
+  };
+}
