@@ -1,6 +1,7 @@
 import { decodeCbor } from '../protocol/codec.js';
 import type { DeliverFrame, Envelope } from '../protocol/frames.js';
 import type { Store } from '../store/index.js';
+import type { Logger } from './logger.js';
 import type { Session } from './session.js';
 
 /**
@@ -14,6 +15,7 @@ export class Delivery {
   constructor(
     private readonly store: Store,
     private readonly window: number,
+    private readonly log: Logger,
   ) {}
 
   attach(session: Session, cursor: number): void {
@@ -47,12 +49,18 @@ export class Delivery {
     return n;
   }
 
-  /** A new entry was committed for an account. */
-  notify(account: string, seq: number, received: number, envelope: Envelope): void {
+  /**
+   * A new entry was committed for an account. `origin` is the session that sent it: it has the message
+   * already, so when it is caught up its copy is marked received instead of being pushed back.
+   */
+  notify(account: string, seq: number, received: number, envelope: Envelope, origin?: Session): void {
     const set = this.#online.get(account);
     if (!set) return;
     for (const session of set) {
-      if (session.live && session.inflight.length < this.window && seq > session.pushed) {
+      if (session === origin && session.live && session.inflight.length === 0 && seq > session.pushed) {
+        session.pushed = seq;
+        this.#saveCursor(session, seq);
+      } else if (session.live && session.inflight.length < this.window && seq > session.pushed) {
         this.#push(session, { type: 'deliver', seq, received, envelope });
       } else {
         session.live = false;
@@ -66,7 +74,25 @@ export class Delivery {
     let i = 0;
     while (i < session.inflight.length && (session.inflight[i] as number) <= seq) i++;
     if (i > 0) session.inflight.splice(0, i);
+    this.#saveCursor(session, seq);
     if (!session.live) this.pump(session);
+  }
+
+  /**
+   * Cursors are written lazily, with the next batch of messages: losing one in a crash only means the mail
+   * is pushed again, which message ids make invisible. What every device has received leaves the mailbox.
+   */
+  #saveCursor(session: Session, seq: number): void {
+    const { store } = this;
+    const account = session.account as string;
+    const device = session.device as string;
+    store.writes
+      .defer(() => {
+        store.accounts.advanceCursor(account, device, seq);
+        const all = store.accounts.minCursor(account);
+        if (all !== undefined && all > 0) store.mailbox.prune(account, all);
+      })
+      .catch((err: unknown) => this.log.warn({ err, account }, 'saving a delivery cursor failed'));
   }
 
   /** Fill the session's window from the stored backlog; go live when it is drained. */

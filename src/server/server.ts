@@ -81,7 +81,7 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
         store,
         identity,
         log,
-        delivery: new Delivery(store, config.limits.deliveryWindow),
+        delivery: new Delivery(store, config.limits.deliveryWindow, log),
         now,
         pendingLogins: 0,
         async publicIdentity(fp) {

@@ -2,6 +2,9 @@ import type { Db } from './db.js';
 
 /** Accounts this server is responsible for, their devices (each with its mailbox cursor), and invites. */
 export class AccountStore {
+  /** Accounts seen to exist; accounts are never deleted, so a hit needs no query. */
+  readonly #known = new Set<string>();
+
   constructor(private readonly db: Db) {}
 
   create(fingerprint: string, now: number): void {
@@ -12,7 +15,11 @@ export class AccountStore {
   }
 
   exists(fingerprint: string): boolean {
-    return this.db.get('SELECT 1 AS x FROM accounts WHERE fingerprint = ?', [fingerprint]) !== undefined;
+    if (this.#known.has(fingerprint)) return true;
+    const found =
+      this.db.get('SELECT 1 AS x FROM accounts WHERE fingerprint = ?', [fingerprint]) !== undefined;
+    if (found) this.#known.add(fingerprint);
+    return found;
   }
 
   count(): number {

@@ -17,6 +17,7 @@ export class GroupCommit {
   readonly #maxBatch: number;
   #queue: Pending<unknown>[] = [];
   #scheduled = false;
+  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   /** Number of commits done; exposed for metrics and tests. */
   commits = 0;
@@ -37,12 +38,33 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * A write that may wait: it rides along with the next batch, or is committed within `maxDelayMs`. For
+   * writes whose loss in a crash is harmless, such as a delivery cursor (the mail is pushed again and ids
+   * make that invisible): they then cost no fsync of their own.
+   */
+  defer<T>(work: () => T, maxDelayMs = 100): Promise<T> {
+    if (this.#closed) return Promise.reject(new PmbError('unavailable'));
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ work, resolve, reject } as Pending<unknown>);
+      if (!this.#scheduled && !this.#lazyTimer) {
+        this.#lazyTimer = setTimeout(() => {
+          this.#lazyTimer = undefined;
+          if (!this.#scheduled) this.#flush();
+        }, maxDelayMs);
+        this.#lazyTimer.unref?.();
+      }
+    });
+  }
+
   /** Commit everything queued now (used on close). */
   drain(): void {
     while (this.#queue.length > 0) this.#flushBatch();
   }
 
   close(): void {
+    if (this.#lazyTimer) clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = undefined;
     this.drain();
     this.#closed = true;
   }

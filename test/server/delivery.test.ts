@@ -111,6 +111,11 @@ for (const encoding of ['cbor', 'json'] as EncodingName[]) {
       await hank.flushAcks();
       await gina.flushAcks();
       const { store } = server.context;
+      // Cursors are saved lazily (within 100 ms, or with the next batch of messages).
+      const deadline = Date.now() + 3000;
+      while (store.mailbox.after(hank.identity.fingerprint, 0, 10).length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       assert.deepEqual(store.mailbox.after(hank.identity.fingerprint, 0, 10), []);
       assert.equal((await gina.sendEnvelope(env)).duplicate, true);
       gina.close();

@@ -25,7 +25,7 @@ export function register(router: Router): void {
       store.mailbox.put(account, envelope.id, encoded, accounts, ctx.now()),
     );
     // Committed and fsynced: now it may be pushed and acknowledged.
-    for (const e of result.entries) ctx.delivery.notify(e.account, e.seq, result.received, envelope);
+    for (const e of result.entries) ctx.delivery.notify(e.account, e.seq, result.received, envelope, session);
     return { message: envelope.id, ts: result.received, duplicate: result.duplicate };
   });
 }
