@@ -83,16 +83,23 @@ export class Delivery {
    * is pushed again, which message ids make invisible. What every device has received leaves the mailbox.
    */
   #saveCursor(session: Session, seq: number): void {
+    session.cursorToSave = Math.max(session.cursorToSave, seq);
+    if (session.cursorSaveQueued) return; // one queued write per device carries the latest value
+    session.cursorSaveQueued = true;
     const { store } = this;
     const account = session.account as string;
     const device = session.device as string;
     store.writes
       .defer(() => {
-        store.accounts.advanceCursor(account, device, seq);
+        session.cursorSaveQueued = false;
+        store.accounts.advanceCursor(account, device, session.cursorToSave);
         const all = store.accounts.minCursor(account);
         if (all !== undefined && all > 0) store.mailbox.prune(account, all);
       })
-      .catch((err: unknown) => this.log.warn({ err, account }, 'saving a delivery cursor failed'));
+      .catch((err: unknown) => {
+        session.cursorSaveQueued = false;
+        this.log.warn({ err, account }, 'saving a delivery cursor failed');
+      });
   }
 
   /** Fill the session's window from the stored backlog; go live when it is drained. */

@@ -27,6 +27,9 @@ export class Session {
   /** true once everything stored was pushed and `synced` was sent: new mail is pushed straight away. */
   live = false;
   syncedSent = false;
+  /** Highest seq acknowledged and not yet written, and whether a lazy write for it is queued. */
+  cursorToSave = 0;
+  cursorSaveQueued = false;
 
   // Token bucket for the frame rate limit.
   tokens: number;
