@@ -85,13 +85,13 @@ export class GroupCommit {
     try {
       this.#db.transaction(() => {
         for (const p of batch) {
-          this.#db.exec('SAVEPOINT w');
+          this.#db.run('SAVEPOINT w');
           try {
             outcomes.push({ ok: true, value: p.work() });
-            this.#db.exec('RELEASE w');
+            this.#db.run('RELEASE w');
           } catch (err) {
-            this.#db.exec('ROLLBACK TO w');
-            this.#db.exec('RELEASE w');
+            this.#db.run('ROLLBACK TO w');
+            this.#db.run('RELEASE w');
             outcomes.push({ ok: false, value: err });
           }
         }
