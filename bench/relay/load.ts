@@ -170,7 +170,7 @@ export async function pmbPair(url: string, n: number, bodies: number): Promise<P
     sentAt.delete(f.envelope.id);
     pair.onDelivered(performance.now() - t);
   });
-  // The sender's own copy (for its other devices) is pushed back to it too; it only acks those.
+  // The sender's own copy is kept for its other devices; if one is pushed back here, it is only acked.
   const sender = await pmbUser(url, `s${n}`);
   const contact = await sender.lookup(recipient.identity.fingerprint);
   const sealed: Envelope[] = [];
