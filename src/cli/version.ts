@@ -16,4 +16,7 @@ function readVersion(): string {
   return '0.0.0';
 }
 
-export const VERSION = readVersion();
+// The single-file executable has no package.json beside it: its build defines PMB_BUILD_VERSION
+// (scripts/build-binary.ts). Under Node the name is undeclared, and typeof of it is 'undefined'.
+declare const PMB_BUILD_VERSION: string | undefined;
+export const VERSION = typeof PMB_BUILD_VERSION === 'string' ? PMB_BUILD_VERSION : readVersion();
