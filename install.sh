@@ -305,7 +305,9 @@ config_text() {
 #
 # install.sh wrote this file once and never overwrites it: edit away.
 # After a change, restart the server ($restart).
-# Command-line flags and PMB_* environment variables override what is set here.
+# What first-run setup chooses (domain, registration) is saved in pmb.toml in the data dir, which
+# wins over this file; command-line flags and PMB_* environment variables win over both.
+# \`pmb config show\` prints what is in effect and where each value comes from.
 
 # Address to listen on. 0.0.0.0 is every IPv4 interface, so phones and PCs on the home network can
 # reach the server; 127.0.0.1 keeps it to this machine.
@@ -328,6 +330,14 @@ registration = "invite"
 
 # fatal, error, warn, info, debug or silent.
 # log_level = "info"
+
+# The address clients should use when the server is reached through a name or proxy of its own.
+# public_url = "wss://pmb.example.org"
+
+# Serve TLS directly (otherwise put a reverse proxy in front and set trust_proxy = true).
+# [tls]
+# cert = "/etc/pmb/fullchain.pem"
+# key = "/etc/pmb/privkey.pem"
 EOF
 }
 
@@ -363,6 +373,8 @@ ReadWritePaths=$DATA_DIR
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
+PrivateMounts=yes
+ProtectProc=invisible
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
@@ -538,56 +550,55 @@ lan_ip() {
   printf '%s' "$ip"
 }
 
-# The first-run setup token, if this version of pmb makes one: a file in the data dir, else the log.
+# The first-run setup token: `pmb serve` writes it to <data dir>/setup-token at its first start and
+# deletes it once setup is done. WAIT_S: how long to give a server that just started to write it.
 setup_token() {
-  local f t=''
-  for f in "$DATA_DIR/setup-token" "$DATA_DIR/setup_token"; do
+  local f=$DATA_DIR/setup-token i=0 t=''
+  while :; do
     if [ -r "$f" ]; then
       t=$(head -n 1 -- "$f" | tr -d '[:space:]')
       [ -z "$t" ] || break
     fi
+    [ "$i" -lt "$(($1 * 2))" ] || break
+    sleep 0.5
+    i=$((i + 1))
   done
-  if [ -z "$t" ] && have journalctl; then
-    t=$(journalctl -u "$SERVICE" -b --no-pager -o cat 2>/dev/null |
-      sed -n -e 's/.*[Ss]etup[ _-][Tt]oken[^A-Za-z0-9]*\([A-Za-z0-9_-]\{8,\}\).*/\1/p' \
-        -e 's/.*\/setup?token=\([A-Za-z0-9_-]\{8,\}\).*/\1/p' | tail -n 1 || true)
-  fi
   printf '%s' "$t"
 }
 
 print_next_steps() {
-  local port=$1 status=$2 host ip token invite
-  host=$(hostname 2>/dev/null || uname -n)
-  host=${host%%.*}
+  local port=$1 has_setup_page=$2 wait_s=$3 name ip token domain
+  name=$(hostname 2>/dev/null || uname -n)
+  name=$(printf '%s' "${name%%.*}" | tr '[:upper:]' '[:lower:]')
   ip=$(lan_ip)
-  invite="sudo -u $SERVICE_USER $BIN invite --data-dir $DATA_DIR"
+  token=''
+  [ "$has_setup_page" -eq 0 ] || token=$(setup_token "$wait_s")
   say ''
-  if [ "$status" != 404 ] && [ "$status" != 000 ]; then
-    say "First-run setup: open one of these in a browser on your home network"
-    say "  http://$host.local:$port/setup"
-    [ -z "$ip" ] || say "  http://$ip:$port/setup"
-    token=$(setup_token)
-    if [ -n "$token" ]; then
-      say "Setup token: $token"
-    else
-      say "The setup token is in the log: sudo journalctl -u pmb | grep -i token"
-    fi
+  if [ -n "$token" ]; then
+    say "First-run setup: open this in a browser on your home network"
+    say "  http://$name.local:$port/setup"
+    [ -z "$ip" ] || say "  http://$ip:$port/setup   (if the .local name does not work)"
+    say "and enter the setup token: $token"
+    say "(Or set up from this shell: sudo -u $SERVICE_USER $BIN init)"
   else
+    domain=$(toml_value domain "$DATA_DIR/pmb.toml")
+    [ -n "$domain" ] || domain=$(toml_value domain "$CONFIG")
+    [ -n "$domain" ] || domain=$name.local
     say "PMB is running. Clients connect to:"
-    say "  ws://$host.local:$port"
+    say "  ws://$name.local:$port"
     [ -z "$ip" ] || say "  ws://$ip:$port"
-    say "Next step: make an invite code for each person who should get an account here:"
-    say "  $invite"
-    say "Then, on their device: pmb register NICK@$host.local --server ws://${ip:-$host.local}:$port --invite CODE"
+    say "To give someone an account here, make an invite code:"
+    say "  sudo -u $SERVICE_USER $BIN invite --data-dir $DATA_DIR"
+    say "and on their device: pmb register NICK@$domain --server ws://${ip:-$name.local}:$port --invite CODE"
   fi
-  if ! have avahi-daemon && [ ! -x /usr/sbin/avahi-daemon ]; then
-    say "(The $host.local name needs mDNS: sudo apt-get install avahi-daemon. The IP address works without it.)"
+  if [ ! -x /usr/sbin/avahi-daemon ]; then
+    say "(The name $name.local needs mDNS: sudo apt-get install avahi-daemon. The IP address works without it.)"
   fi
   say "Logs: sudo journalctl -u pmb -f    Config: $CONFIG    Data: $DATA_DIR"
 }
 
 do_install() {
-  local previous='' version port url status
+  local previous='' version port url has_setup_page
   require_root_unless_prefix
   detect_arch
   if [ -x "$BIN" ]; then
@@ -646,8 +657,12 @@ do_install() {
     die "the pmb service did not become healthy within ${HEALTH_TIMEOUT_S}s (above: its last log lines; more with: sudo journalctl -u pmb). Check $CONFIG, then: sudo systemctl restart pmb"
   fi
   say "Healthy."
-  status=$(http_status "$url/setup")
-  print_next_steps "$port" "$status"
+  case $(http_status "$url/setup") in
+    404 | 000) has_setup_page=0 ;;
+    *) has_setup_page=1 ;;
+  esac
+  # A server started for the first time writes its setup token just after it starts answering.
+  print_next_steps "$port" "$has_setup_page" "$([ -n "$previous" ] && echo 0 || echo 5)"
 }
 
 # ---------------------------------------------------------------------------------------------------------
