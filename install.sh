@@ -579,7 +579,9 @@ print_next_steps() {
     say "  http://$name.local:$port/setup"
     [ -z "$ip" ] || say "  http://$ip:$port/setup   (if the .local name does not work)"
     say "and enter the setup token: $token"
-    say "(Or set up from this shell: sudo -u $SERVICE_USER $BIN init)"
+    if "$BIN" --help 2>/dev/null </dev/null | grep -q '^ *init\b'; then
+      say "(Or set up from this shell: sudo -u $SERVICE_USER $BIN init)"
+    fi
   else
     domain=$(toml_value domain "$DATA_DIR/pmb.toml")
     [ -n "$domain" ] || domain=$(toml_value domain "$CONFIG")
