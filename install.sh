@@ -11,6 +11,10 @@
 #
 # Everything happens inside main(), called on the very last line: when this script is piped from curl,
 # a download cut short defines functions and runs nothing.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo 'install.sh needs bash: run it as  sudo bash install.sh  (or  curl ... | sudo bash)' >&2
+  exit 1
+fi
 set -euo pipefail
 
 # Where releases live: <PMB_RELEASE_URL>/pmb-linux-x64, <PMB_RELEASE_URL>/pmb-linux-arm64 and the manifest
@@ -579,7 +583,7 @@ print_next_steps() {
     say "  http://$name.local:$port/setup"
     [ -z "$ip" ] || say "  http://$ip:$port/setup   (if the .local name does not work)"
     say "and enter the setup token: $token"
-    if "$BIN" --help 2>/dev/null </dev/null | grep -q '^ *init\b'; then
+    if grep -q '^ *init\b' <<<"$("$BIN" --help 2>/dev/null </dev/null || true)"; then
       say "(Or set up from this shell: sudo -u $SERVICE_USER $BIN init)"
     fi
   else
