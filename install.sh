@@ -108,6 +108,7 @@ parse_args() {
         ;;
       --from | --from-url | --sha256 | --arch | --prefix)
         [ "$#" -ge 2 ] || die "$opt needs a value (see --help)"
+        case $2 in --*) die "$opt needs a value, not the option $2 (see --help)" ;; esac
         val=$2
         shift
         ;;
