@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import * as backup from './commands/backup.js';
 import * as chat from './commands/chat.js';
 import * as chats from './commands/chats.js';
 import * as id from './commands/id.js';
@@ -14,7 +15,7 @@ import type { CliContext } from './context.js';
 import { describeError } from './errors.js';
 import { VERSION } from './version.js';
 
-const COMMANDS = [serve, invite, id, registerCmd, login, send, inbox, chat, chats, roster, lookup];
+const COMMANDS = [serve, invite, id, registerCmd, login, send, inbox, chat, chats, roster, lookup, backup];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('pmb')

@@ -4,3 +4,4 @@ export * from './content.js';
 export * from './keys.js';
 export * from './message.js';
 export * from './records.js';
+export * from './signature.js';

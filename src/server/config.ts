@@ -15,6 +15,8 @@ export interface ServerConfig {
   port: number;
   registration: RegistrationPolicy;
   limits: Limits;
+  /** The program's version, reported by GET /health (pmb upgrade waits for the new one there). */
+  version?: string;
   /** Clock in ms; tests inject one. */
   now?: () => number;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';

@@ -1,7 +1,9 @@
 import { Hono } from 'hono';
 import { armorPublicKey } from '../crypto/index.js';
 import { equalBytes, utf8 } from '../protocol/bytes.js';
+import { fromError } from '../protocol/errors.js';
 import { PROTOCOL_VERSIONS, SUBPROTOCOLS } from '../protocol/version.js';
+import { takeSnapshot } from './backup.js';
 import type { Context } from './context.js';
 import type { Gateway } from './gateway.js';
 import { createInvite } from './invites.js';
@@ -31,7 +33,12 @@ export function createHttpApp({ ctx, gateway, adminToken, publicUrl }: HttpDeps)
   );
 
   app.get('/health', (c) =>
-    c.json({ ok: true, connections: gateway.connections, devicesOnline: ctx.delivery.onlineDevices() }),
+    c.json({
+      ok: true,
+      version: ctx.config.version ?? null,
+      connections: gateway.connections,
+      devicesOnline: ctx.delivery.onlineDevices(),
+    }),
   );
 
   app.use('/admin/*', async (c, next) => {
@@ -48,6 +55,17 @@ export function createHttpApp({ ctx, gateway, adminToken, publicUrl }: HttpDeps)
       typeof body.ttlHours === 'number' && body.ttlHours > 0 ? Math.min(body.ttlHours, 24 * 90) : 24 * 7;
     const invite = await createInvite(ctx, ttlHours * 3600 * 1000);
     return c.json(invite);
+  });
+
+  // A consistent database snapshot in <dataDir>/backups, for `pmb backup create` while serving.
+  app.post('/admin/backup', async (c) => {
+    try {
+      return c.json(await takeSnapshot(ctx));
+    } catch (err) {
+      const e = fromError(err);
+      ctx.log.warn({ err }, 'backup snapshot failed');
+      return c.json({ error: { code: e.code, message: e.message } }, e.status as 400);
+    }
   });
 
   app.get('/admin/stats', (c) =>

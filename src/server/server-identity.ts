@@ -1,4 +1,10 @@
-import { armorSecretKey, generateIdentity, type Identity, unlockIdentity } from '../crypto/index.js';
+import {
+  armorSecretKey,
+  generateIdentity,
+  type Identity,
+  inspectSecretKey,
+  unlockIdentity,
+} from '../crypto/index.js';
 import { fromUtf8, utf8 } from '../protocol/bytes.js';
 import type { Store } from '../store/index.js';
 
@@ -11,4 +17,11 @@ export async function loadServerIdentity(store: Store, domain: string): Promise<
   const { identity } = await generateIdentity({ userId: `pmb server ${domain}` });
   store.meta.set(KEY, utf8(await armorSecretKey(identity)));
   return identity;
+}
+
+/** The fingerprint of the server identity a database holds, if any, without unlocking anything else. */
+export async function storedServerFingerprint(store: Store): Promise<string | undefined> {
+  const saved = store.meta.get(KEY);
+  if (!saved) return undefined;
+  return (await inspectSecretKey(fromUtf8(saved))).fingerprint;
 }

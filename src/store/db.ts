@@ -61,9 +61,31 @@ export class Db {
     }
   }
 
+  /**
+   * A consistent copy of the whole database in a new file (SQLite's VACUUM INTO): it reads one snapshot,
+   * so writes committed before the call are in it and later ones are not. Blocks while it copies.
+   */
+  snapshotTo(path: string): void {
+    this.#db.prepare('VACUUM INTO ?').run([path]);
+  }
+
   close(): void {
     this.#statements.clear();
     this.#db.close();
+  }
+}
+
+/**
+ * Copies a database file nobody is serving into `out`, opening it read-only (no migration, no journal
+ * change), for backups taken while the server is stopped.
+ */
+export function snapshotDatabaseFile(path: string, out: string): void {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    db.prepare('VACUUM INTO ?').run([out]);
+  } finally {
+    db.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import { AccountStore } from './accounts.js';
-import { Db } from './db.js';
+import { Db, snapshotDatabaseFile } from './db.js';
 import { GroupCommit } from './group-commit.js';
 import { IdentityStore } from './identities.js';
 import { MailboxStore } from './mailbox.js';
@@ -8,7 +8,7 @@ import { migrate } from './migrations.js';
 
 export type { StoredRecord } from './identities.js';
 export type { MailboxEntry, StoreResult } from './mailbox.js';
-export { Db, GroupCommit };
+export { Db, GroupCommit, snapshotDatabaseFile };
 
 /** Everything PMB keeps on disk. Nothing outside src/store writes SQL. */
 export interface Store {
@@ -19,6 +19,8 @@ export interface Store {
   readonly mailbox: MailboxStore;
   /** Batched, fsynced writes: resolve only after commit. */
   readonly writes: GroupCommit;
+  /** A consistent copy of the database in a new file at `path` (for backups, taken while serving). */
+  snapshot(path: string): void;
   close(): void;
 }
 
@@ -34,6 +36,11 @@ export function openStore(url: string): Store {
     accounts: new AccountStore(db),
     mailbox: new MailboxStore(db),
     writes,
+    snapshot(path) {
+      // Queued writes (lazy delivery cursors) go in first, so the copy is as fresh as the server.
+      writes.drain();
+      db.snapshotTo(path);
+    },
     close() {
       writes.close();
       db.close();
