@@ -2,8 +2,11 @@ import { Command, CommanderError } from 'commander';
 import * as backup from './commands/backup.js';
 import * as chat from './commands/chat.js';
 import * as chats from './commands/chats.js';
+import * as configCmd from './commands/config.js';
+import * as doctor from './commands/doctor.js';
 import * as id from './commands/id.js';
 import * as inbox from './commands/inbox.js';
+import * as init from './commands/init.js';
 import * as invite from './commands/invite.js';
 import * as login from './commands/login.js';
 import * as lookup from './commands/lookup.js';
@@ -16,6 +19,8 @@ import { describeError } from './errors.js';
 import { VERSION } from './version.js';
 
 const COMMANDS = [serve, invite, id, registerCmd, login, send, inbox, chat, chats, roster, lookup, backup];
+/** First-run, configuration and health of the home server. */
+const APPLIANCE_COMMANDS = [init, configCmd, doctor];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('pmb')
@@ -38,6 +43,7 @@ export function buildProgram(ctx: CliContext): Command {
     'after',
     `
 Getting started:
+  pmb init                       on the home box: domain, your account, who may register
   pmb serve                      on the home box (add --host 0.0.0.0 to be reachable on the LAN)
   pmb invite                     on the box: a one-time code for someone to join
   pmb register alice@box.local --server ws://box:8447 --invite CODE
@@ -47,6 +53,7 @@ Getting started:
 Every client command takes --profile DIR (default $PMB_PROFILE or ~/.config/pmb) and --json.`,
   );
   for (const c of COMMANDS) c.register(program, ctx);
+  for (const c of APPLIANCE_COMMANDS) c.register(program, ctx);
   return program;
 }
 

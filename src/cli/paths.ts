@@ -9,8 +9,5 @@ export function defaultProfileDir(env: Env): string {
   return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'pmb');
 }
 
-/** $PMB_DATA_DIR, else $XDG_DATA_HOME/pmb, else ~/.local/share/pmb. */
-export function defaultDataDir(env: Env): string {
-  if (env.PMB_DATA_DIR) return env.PMB_DATA_DIR;
-  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'pmb');
-}
+/** The server's data dir lives with the rest of the appliance's settings. */
+export { defaultDataDir } from '../appliance/paths.js';

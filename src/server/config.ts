@@ -20,6 +20,12 @@ export interface ServerConfig {
   /** Clock in ms; tests inject one. */
   now?: () => number;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** PEM files: when set the server speaks https:// and wss:// itself. */
+  tls?: { cert: string; key: string };
+  /** The ws(s):// address clients should use (behind a proxy or a router); default: the listen address. */
+  publicUrl?: string;
+  /** Take the client address from X-Forwarded-For: only when a local reverse proxy is the only way in. */
+  trustProxy?: boolean;
 }
 
 export function serverConfig(partial: Partial<ServerConfig> & Pick<ServerConfig, 'dataDir'>): ServerConfig {

@@ -6,6 +6,7 @@ import { codecForSubprotocol, nestingDepth } from '../protocol/codec.js';
 import { fromError, PmbError } from '../protocol/errors.js';
 import { Hello, METHODS_BY_NAME } from '../protocol/frames.js';
 import { SUBPROTOCOLS } from '../protocol/version.js';
+import { clientAddress } from './client-address.js';
 import type { Context } from './context.js';
 import type { Router } from './router.js';
 import { Session } from './session.js';
@@ -61,7 +62,7 @@ export class Gateway {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const address = req.socket.remoteAddress ?? 'unknown';
+    const address = clientAddress(req, this.ctx.config.trustProxy);
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };

@@ -1,18 +1,19 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import type { Server as HttpServer } from 'node:http';
-import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
+import type { Hono } from 'hono';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
 import { openStore, type Store } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { Context } from './context.js';
 import { Delivery } from './delivery.js';
+import { lockDomain } from './domain-lock.js';
 import { Gateway } from './gateway.js';
 import { registerCoreHandlers } from './handlers/index.js';
 import { createHttpApp } from './http.js';
+import { createListener, type Listener } from './listener.js';
 import { createLogger, type Logger } from './logger.js';
 import { Router } from './router.js';
 import { loadServerIdentity } from './server-identity.js';
@@ -35,18 +36,27 @@ export interface PmbServer {
 }
 
 /** createServer -> start -> close. Nothing listens or touches the disk before start(). */
-export function createServer(config: ServerConfig, opts: { log?: Logger } = {}): PmbServer {
+export function createServer(
+  config: ServerConfig,
+  opts: {
+    log?: Logger;
+    /** Adds HTTP routes (first-run setup, appliance admin routes) once the context exists. */
+    routes?: (app: Hono, ctx: Context) => void;
+  } = {},
+): PmbServer {
   const log = opts.log ?? createLogger(config.logLevel);
   const router = new Router();
   registerCoreHandlers(router);
   let store: Store | undefined;
   let ctx: Context | undefined;
   let gateway: Gateway | undefined;
-  let http: HttpServer | undefined;
+  let http: Listener | undefined;
+  let stopListener = () => {};
   let adminToken = '';
   let port = 0;
   let maintenance: ReturnType<typeof setInterval> | undefined;
-  const urlOf = () => `ws://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const urlOf = () =>
+    `${config.tls ? 'wss' : 'ws'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
 
   const server: PmbServer = {
     config,
@@ -72,6 +82,7 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
       await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
       store = openStore(config.database ?? join(config.dataDir, 'pmb.db'));
       const identity = await loadServerIdentity(store, config.domain);
+      lockDomain(store, config.domain);
       adminToken = await loadAdminToken(config.dataDir);
       const now = config.now ?? Date.now;
       const keyCache = new Map<string, PublicIdentity>();
@@ -96,8 +107,11 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
         },
       };
       gateway = new Gateway(ctx, router);
-      const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: urlOf });
-      http = createHttpServer(getRequestListener(app.fetch));
+      const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: () => config.publicUrl ?? urlOf() });
+      opts.routes?.(app, ctx);
+      const listener = await createListener(config, getRequestListener(app.fetch), log);
+      http = listener.server;
+      stopListener = listener.stop;
       const gw = gateway;
       http.on('upgrade', (req, socket, head) => gw.handleUpgrade(req, socket, head));
       await new Promise<void>((resolve, reject) => {
@@ -129,6 +143,7 @@ export function createServer(config: ServerConfig, opts: { log?: Logger } = {}):
 
     async close() {
       if (maintenance) clearInterval(maintenance);
+      stopListener();
       await gateway?.close();
       if (http) {
         http.closeAllConnections?.();

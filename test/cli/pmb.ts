@@ -28,6 +28,8 @@ export function isolatedEnv(home: string, extra: Record<string, string | undefin
     if (!k.startsWith('PMB_') && !k.startsWith('XDG_') && !k.startsWith('NODE_TEST')) env[k] = v;
   }
   env.HOME = home;
+  // An empty config file: a /etc/pmb/pmb.toml on the test machine must not change what the tests start.
+  env.PMB_CONFIG = '/dev/null';
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;

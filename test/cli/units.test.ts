@@ -5,50 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { History, type HistoryEntry } from '../../src/cli/history.js';
 import { Profile } from '../../src/cli/profile.js';
-import { defaultDomain, resolveServeSettings } from '../../src/cli/serve-config.js';
 import { httpBaseUrl, normalizeServerUrl } from '../../src/cli/urls.js';
-
-describe('pmb serve settings', () => {
-  it('take defaults, then PMB_* environment, then flags', () => {
-    const home = { HOME: '/home/u', XDG_DATA_HOME: '/xdg/data' };
-    const d = resolveServeSettings({}, home, 'Pi-Box.fritz.box');
-    assert.deepEqual(d, {
-      dataDir: '/xdg/data/pmb',
-      domain: 'pi-box.local',
-      host: '127.0.0.1',
-      port: 8447,
-      registration: 'invite',
-      logLevel: 'info',
-    });
-    const env = {
-      ...home,
-      PMB_PORT: '9000',
-      PMB_HOST: '0.0.0.0',
-      PMB_REGISTRATION: 'open',
-      PMB_DOMAIN: 'Home.Example',
-    };
-    const e = resolveServeSettings({}, env);
-    assert.deepEqual([e.port, e.host, e.registration, e.domain], [9000, '0.0.0.0', 'open', 'home.example']);
-    const f = resolveServeSettings({ port: '0', registration: 'closed', dataDir: '/srv/pmb' }, env);
-    assert.deepEqual([f.port, f.registration, f.dataDir, f.host], [0, 'closed', '/srv/pmb', '0.0.0.0']);
-  });
-
-  it('name the bad setting and its source', () => {
-    assert.throws(() => resolveServeSettings({ port: '65536' }, {}), /--port: "65536" is not a port/);
-    assert.throws(() => resolveServeSettings({}, { PMB_PORT: '-1' }), /PMB_PORT: "-1" is not a port/);
-    assert.throws(
-      () => resolveServeSettings({ domain: 'no spaces' }, {}),
-      /--domain: "no spaces" is not a domain/,
-    );
-    assert.throws(() => resolveServeSettings({ logLevel: 'loud' }, {}), /--log-level: "loud" is not one of/);
-  });
-
-  it('make a usable default domain from any hostname', () => {
-    assert.equal(defaultDomain('My_Laptop'), 'my-laptop.local');
-    assert.equal(defaultDomain('--'), 'pmb.local');
-    assert.equal(defaultDomain('raspberrypi'), 'raspberrypi.local');
-  });
-});
 
 describe('server addresses', () => {
   it('accept ws, http and bare host:port', () => {

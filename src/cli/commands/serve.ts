@@ -1,66 +1,51 @@
 import type { Command } from 'commander';
+import type { ConfigFlags, PmbConfig } from '../../appliance/config.js';
+import { configOptions, loadConfig } from '../config-options.js';
 import { type CliContext, note, print, printJson } from '../context.js';
 import { CliError } from '../errors.js';
 import { aborted } from '../options.js';
-import type { ServeFlags } from '../serve-config.js';
 
 export function register(program: Command, ctx: CliContext): void {
-  program
-    .command('serve')
-    .description('run a PMB server until Ctrl-C (SIGINT) or SIGTERM')
-    .option('--data-dir <dir>', 'database and admin token (default: $PMB_DATA_DIR or ~/.local/share/pmb)')
-    .option(
-      '--domain <domain>',
-      'domain this server registers nicknames for (default: $PMB_DOMAIN or <hostname>.local)',
-    )
-    .option(
-      '--host <host>',
-      'address to listen on (default: $PMB_HOST or 127.0.0.1; 0.0.0.0 for every interface)',
-    )
-    .option('--port <port>', 'port (default: $PMB_PORT or 8447; 0 picks a free one)')
-    .option('--registration <policy>', 'open, invite or closed (default: $PMB_REGISTRATION or invite)')
-    .option(
-      '--log-level <level>',
-      'fatal, error, warn, info, debug or silent (default: $PMB_LOG_LEVEL or info)',
-    )
+  configOptions(
+    program
+      .command('serve')
+      .description('run a PMB server until Ctrl-C (SIGINT) or SIGTERM')
+      .addHelpText(
+        'after',
+        `
+Settings come from defaults <- the config file <- <data-dir>/pmb.toml <- PMB_* variables <- these flags;
+\`pmb config show\` prints the result. On a fresh data dir it prints a first-run setup URL and token.`,
+      ),
+  )
     .option('--json', 'print one JSON line with the URL, domain, fingerprint and data dir')
-    .action(async (flags: ServeFlags & { json?: boolean }) => {
-      const { resolveServeSettings } = await import('../serve-config.js');
-      const settings = resolveServeSettings(flags, ctx.env);
+    .action(async (flags: ConfigFlags & { json?: boolean }) => {
+      const resolved = loadConfig(ctx, flags);
+      const { config } = resolved;
       // Loaded here, not at the top: client commands need not pay for the server and its database.
-      const { createServer, serverConfig } = await import('../../server/index.js');
-      const server = createServer(serverConfig(settings));
+      const { startAppliance } = await import('../../appliance/start.js');
+      let app: Awaited<ReturnType<typeof startAppliance>>;
       try {
-        await server.start();
+        app = await startAppliance(resolved);
       } catch (err) {
-        await server.close().catch(() => {});
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE') {
-          throw new CliError(
-            'address_in_use',
-            `${settings.host}:${settings.port} is already in use (another pmb serve?); pick another --port`,
-          );
-        }
-        if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-          throw new CliError('cannot_listen', `Cannot listen on ${settings.host}:${settings.port} (${code})`);
-        }
-        throw err;
+        throw startError(err, config);
       }
+      const { server, setup } = app;
       try {
+        const domain = server.config.domain;
+        const registration = server.config.registration;
         if (flags.json) {
           printJson(ctx, {
             url: server.url,
-            domain: settings.domain,
+            domain,
             fingerprint: server.fingerprint,
-            dataDir: settings.dataDir,
-            registration: settings.registration,
+            dataDir: config.dataDir,
+            registration,
+            ...(setup ? { setup } : {}),
           });
         } else {
-          print(
-            ctx,
-            `pmb listening on ${server.url} (domain ${settings.domain}, registration ${settings.registration})`,
-          );
-          print(ctx, adminHint(settings.registration, settings.domain, settings.dataDir, server.url));
+          print(ctx, `pmb listening on ${server.url} (domain ${domain}, registration ${registration})`);
+          if (setup) print(ctx, firstRunText(setup));
+          else print(ctx, adminHint(registration, domain, config.dataDir, config.publicUrl ?? server.url));
         }
         await aborted(ctx.signal);
         note(ctx, 'pmb: stopping');
@@ -68,6 +53,40 @@ export function register(program: Command, ctx: CliContext): void {
         await server.close();
       }
     });
+}
+
+function startError(err: unknown, config: PmbConfig): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') {
+    return new CliError(
+      'address_in_use',
+      `${where} is already in use (another pmb serve?); pick another --port`,
+    );
+  }
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    return new CliError('cannot_listen', `Cannot listen on ${where} (${code})`);
+  }
+  if (code === 'domain_locked' || code === 'tls_unreadable')
+    return new CliError(code, (err as Error).message);
+  if (
+    code === 'ERR_OSSL_PEM_NO_START_LINE' ||
+    /PEM|certificate|private key/i.test((err as Error).message ?? '')
+  ) {
+    return new CliError('bad_tls', `TLS: cannot use tls.cert/tls.key: ${(err as Error).message}`);
+  }
+  return err;
+}
+
+function firstRunText(setup: { token: string; urls: string[] }): string {
+  return [
+    '',
+    'First run: finish setting up this server in a browser at',
+    ...setup.urls.map((u) => `  ${u}`),
+    `with the one-time setup token  ${setup.token}`,
+    '(or run `pmb init` on this box). Until then this is shown at every start.',
+    'Stop with Ctrl-C.',
+  ].join('\n');
 }
 
 function adminHint(registration: string, domain: string, dataDir: string, url: string): string {
