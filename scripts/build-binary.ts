@@ -147,23 +147,23 @@ export function nativeAddons(n: Natives): import('bun').BunPlugin {
 }
 
 /**
- * Hook for the admin panel: once web-admin/ exists, its built files (web-admin/dist if there is one, else
- * the folder itself) are embedded too. At run time they are in Bun.embeddedFiles (each Blob's name is the
- * file's path relative to that folder); under Node they are read from the folder.
+ * Hook for the admin panel: the static files under web-admin/ (everything but TypeScript sources, which
+ * reach the bundle through their imports like any module, and node_modules) are embedded verbatim, paths
+ * kept. In the executable they are then readable with node:fs at /$bunfs/root/<path> (for example
+ * /$bunfs/root/web-admin/index.html) and listed in Bun.embeddedFiles (each Blob's name is that path); under
+ * Node the server reads them from the checkout's web-admin/ instead.
  */
 function adminAssets(): string[] {
-  const base = ['web-admin/dist', 'web-admin'].map((d) => join(root, d)).find((d) => existsSync(d));
-  if (!base) return [];
   const files: string[] = [];
   const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
+    for (const name of readdirSync(join(root, dir))) {
+      const path = `${dir}/${name}`;
       if (name === 'node_modules' || name.startsWith('.')) continue;
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.push(p);
+      if (statSync(join(root, path)).isDirectory()) walk(path);
+      else if (!/\.(ts|tsx|mts|cts)$/.test(name)) files.push(path);
     }
   };
-  walk(base);
+  if (existsSync(join(root, 'web-admin'))) walk('web-admin');
   return files;
 }
 
@@ -173,8 +173,9 @@ async function buildTarget(target: string, arch: Arch): Promise<void> {
   const outfile = join(root, 'dist', `pmb-${target}`);
   const assets = adminAssets();
   const result = await Bun.build({
-    entrypoints: [join(root, 'scripts', 'binary-entry.ts'), ...assets],
+    entrypoints: [join(root, 'scripts', 'binary-entry.ts')],
     compile: {
+      assets,
       target: `bun-${target}`,
       outfile,
       executablePath: n.bunRuntime,
@@ -202,10 +203,12 @@ async function buildTarget(target: string, arch: Arch): Promise<void> {
   for (const log of result.logs) console.warn(log);
   const mb = (statSync(outfile).size / 2 ** 20).toFixed(1);
   const s = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(`${relative(root, outfile)}: ${mb} MiB, ${assets.length} admin files, ${s} s`);
+  const embedded = assets.length ? `, ${assets.length} web-admin files embedded` : '';
+  console.log(`${relative(root, outfile)}: ${mb} MiB${embedded}, ${s} s`);
 }
 
 if (import.meta.main) {
+  process.chdir(root); // embedded asset paths are relative to it
   const wanted = process.argv.slice(2);
   for (const t of wanted)
     if (!(t in TARGETS)) throw new Error(`unknown target ${t} (${Object.keys(TARGETS)})`);
