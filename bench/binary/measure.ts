@@ -145,6 +145,17 @@ mkdirSync(outDir, { recursive: true });
 const out = join(outDir, `binary-${new Date().toISOString().slice(0, 10)}.json`);
 writeFileSync(
   out,
-  `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), runs, sizes, summary, raw: Object.fromEntries(results) }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      machine: machine(),
+      runs,
+      sizes,
+      summary,
+      raw: Object.fromEntries(results),
+    },
+    (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 10) / 10 : v),
+    2,
+  )}\n`,
 );
-console.log(`\n${relative(root, out)}`);
+console.log(`\n${relative(root, out)} (\`npx biome format --write\` it before committing)`);
