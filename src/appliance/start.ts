@@ -13,13 +13,16 @@ export interface Appliance {
 /** `pmb serve`: the server with the appliance's routes, started; on a fresh data dir, first-run setup. */
 export async function startAppliance(
   resolved: ResolvedConfig,
-  opts: { log?: Logger } = {},
+  opts: { log?: Logger; version?: string } = {},
 ): Promise<Appliance> {
   const { config } = resolved;
-  const server = createServer(toServerConfig(config), {
-    ...(opts.log ? { log: opts.log } : {}),
-    routes: applianceRoutes({ origins: resolved.origins }),
-  });
+  const server = createServer(
+    { ...toServerConfig(config), ...(opts.version ? { version: opts.version } : {}) },
+    {
+      ...(opts.log ? { log: opts.log } : {}),
+      routes: applianceRoutes({ origins: resolved.origins }),
+    },
+  );
   try {
     await server.start();
     const token = await prepareFirstRun(server.context.store, config.dataDir);

@@ -150,6 +150,9 @@ describe('pmb init, config show, doctor', () => {
       const port = new URL(info.url).port;
       assert.deepEqual(info.setup.urls, [`http://127.0.0.1:${port}/setup`]);
 
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { version: string };
+      assert.match(health.version, /^\d+\.\d+\.\d+/, 'pmb serve reports its version');
+
       const token = await runPmb(['init', '--show-token', '--data-dir', dataDir], home.path);
       assert.equal(token.stdout.trim(), info.setup.token);
 

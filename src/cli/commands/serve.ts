@@ -4,6 +4,7 @@ import { configOptions, loadConfig } from '../config-options.js';
 import { type CliContext, note, print, printJson } from '../context.js';
 import { CliError } from '../errors.js';
 import { aborted } from '../options.js';
+import { VERSION } from '../version.js';
 
 export function register(program: Command, ctx: CliContext): void {
   configOptions(
@@ -25,7 +26,7 @@ Settings come from defaults <- the config file <- <data-dir>/pmb.toml <- PMB_* v
       const { startAppliance } = await import('../../appliance/start.js');
       let app: Awaited<ReturnType<typeof startAppliance>>;
       try {
-        app = await startAppliance(resolved);
+        app = await startAppliance(resolved, { version: VERSION });
       } catch (err) {
         throw startError(err, config);
       }
