@@ -128,16 +128,19 @@ export function nativeAddons(n: Natives): import('bun').BunPlugin {
   return {
     name: 'pmb-native-addons',
     setup(build) {
-      build.onLoad({ filter: /[\\/]node_modules[\\/]libsql[\\/](index|promise)\.js$/ }, async (args) => ({
-        contents: replaceOnce(
-          await Bun.file(args.path).text(),
+      build.onLoad({ filter: /[\\/]node_modules[\\/]libsql[\\/](index|promise)\.js$/ }, async (args) => {
+        let text = await Bun.file(args.path).text();
+        text = replaceOnce(
+          text,
           // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal source text of libsql
           'require(`@libsql/${target}`)',
           `require(${JSON.stringify(n.libsql)})`,
           args.path,
-        ),
-        loader: 'js',
-      }));
+        );
+        // Its developer switch loads an addon from the build machine's node_modules: not in an executable.
+        text = replaceOnce(text, 'if (process.env.LIBSQL_JS_DEV) {', 'if (false) {', args.path);
+        return { contents: text, loader: 'js' };
+      });
       build.onLoad({ filter: /[\\/]node_modules[\\/]cbor-extract[\\/]index\.js$/ }, () => ({
         contents: `module.exports = require(${JSON.stringify(n.cborExtract)});`,
         loader: 'js',

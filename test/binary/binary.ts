@@ -18,30 +18,30 @@ export const PACKAGE_VERSION = (
 
 export type Target = 'linux-x64' | 'linux-arm64';
 
-/** qemu-user for a foreign architecture; for arm64 the Raspberry Pi 3's core, to catch newer instructions. */
-const EMULATORS: Record<Target, { nodeArch: string; qemu: string[]; sysroot: string }> = {
-  'linux-x64': { nodeArch: 'x64', qemu: ['qemu-x86_64'], sysroot: '/usr/x86_64-linux-gnu' },
-  'linux-arm64': {
-    nodeArch: 'arm64',
-    qemu: ['qemu-aarch64', '-cpu', 'cortex-a53'],
-    sysroot: '/usr/aarch64-linux-gnu',
-  },
+/** qemu-user and the C library of each target, for running it on another architecture. */
+const EMULATORS: Record<Target, { nodeArch: string; qemu: string; sysroot: string }> = {
+  'linux-x64': { nodeArch: 'x64', qemu: 'qemu-x86_64', sysroot: '/usr/x86_64-linux-gnu' },
+  'linux-arm64': { nodeArch: 'arm64', qemu: 'qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu' },
 };
 
 export const APT_HINT =
   'apt-get install qemu-user libc6-arm64-cross libstdc++6-arm64-cross (as .ci/run does)';
 
-/** A command line prefix that runs a binary of `target` here: nothing when native, else qemu-user. */
-export function launcher(target: Target): string[] {
+/**
+ * A command line prefix that runs a binary of `target` here: nothing when native, else qemu-user. `cpu`
+ * (a qemu CPU model) emulates that processor even on the same architecture, so instructions it lacks fail.
+ */
+export function launcher(target: Target, cpu?: string): string[] {
   const e = EMULATORS[target];
-  if (e.nodeArch === arch()) return [];
-  const [qemu] = e.qemu;
-  if (spawnSync('sh', ['-c', `command -v ${qemu}`]).status !== 0) {
-    throw new Error(`${qemu} is missing, so the ${target} binary cannot be tested: ${APT_HINT}`);
+  const foreign = e.nodeArch !== arch();
+  if (!foreign && !cpu) return [];
+  if (spawnSync('sh', ['-c', `command -v ${e.qemu}`]).status !== 0) {
+    throw new Error(`${e.qemu} is missing, so the ${target} binary cannot be tested: ${APT_HINT}`);
   }
-  if (!existsSync(e.sysroot))
+  if (foreign && !existsSync(e.sysroot)) {
     throw new Error(`${e.sysroot} (the ${target} C library) is missing: ${APT_HINT}`);
-  return [...e.qemu, '-L', e.sysroot];
+  }
+  return [e.qemu, ...(cpu ? ['-cpu', cpu] : []), ...(foreign ? ['-L', e.sysroot] : [])];
 }
 
 export interface Sandbox {
@@ -63,10 +63,10 @@ export interface Result {
 }
 
 /** Copies dist/pmb-<target> into a fresh empty directory. A missing binary fails: CI builds it first. */
-export async function sandbox(target: Target): Promise<Sandbox> {
+export async function sandbox(target: Target, cpu?: string): Promise<Sandbox> {
   const built = join(ROOT, 'dist', `pmb-${target}`);
   if (!existsSync(built)) throw new Error(`${built} is missing: run \`npm run build:binary\` first`);
-  const prefix = launcher(target);
+  const prefix = launcher(target, cpu);
   const dir = await mkdtemp(join(tmpdir(), `pmb-bin-${target}-`));
   const bin = join(dir, 'pmb');
   await copyFile(built, bin);
