@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { access, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { resolveConfig } from '../../src/appliance/config.js';
+import { defaultDomain, resolveConfig } from '../../src/appliance/config.js';
+import { setupUrls } from '../../src/appliance/first-run.js';
+import { lanAddresses } from '../../src/appliance/lan.js';
 import { localBase } from '../../src/appliance/running.js';
 import { type Appliance, startAppliance } from '../../src/appliance/start.js';
 import { connectUser, tempDir } from '../helpers/servers.js';
@@ -143,5 +146,18 @@ describe('first-run setup over HTTP', () => {
     } finally {
       await app.server.close();
     }
+  });
+
+  it('shows the setup page where other devices of the home reach it', () => {
+    const all = setupUrls({ host: '0.0.0.0', port: 8447, tls: false });
+    assert.deepEqual(all, [
+      `http://${defaultDomain(hostname())}:8447/setup`,
+      ...lanAddresses().map((a) => `http://${a}:8447/setup`),
+    ]);
+    assert.deepEqual(setupUrls({ host: '::1', port: 9, tls: true }), ['https://[::1]:9/setup']);
+    assert.deepEqual(
+      setupUrls({ host: '127.0.0.1', port: 8447, tls: false, publicUrl: 'wss://pmb.example.org' }),
+      ['https://pmb.example.org/setup'],
+    );
   });
 });

@@ -22,7 +22,6 @@ export function register(program: Command, ctx: CliContext): void {
         'after',
         '\nExit status 0 when nothing needs fixing, 1 when something does (a FAIL line).',
       ),
-    { serverFlags: false },
   )
     .option('--json', 'print {ok, checks: [{name, status, message, advice}]}')
     .action(async (flags: ConfigFlags & { json?: boolean }) => {
