@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoOf } from './durable-files.js';
+import { localRequest } from './local-http.js';
 import { ApplianceError } from './task-error.js';
 
 /** The server serving a data dir, as backup, restore and upgrade need it. */
@@ -37,10 +38,11 @@ export async function findServingServer(
   const pid = typeof info.pid === 'number' ? info.pid : undefined;
   const httpUrl = toHttpUrl(info.url);
   try {
-    const res = await fetch(`${httpUrl}/.well-known/pmb`, {
-      signal: AbortSignal.any([...(signal ? [signal] : []), AbortSignal.timeout(5000)]),
-    });
-    const body = (await res.json()) as { domain?: unknown; fingerprint?: unknown };
+    signal?.throwIfAborted();
+    // localRequest: on loopback a self-signed or renewing TLS certificate must not hide the server.
+    const res = await localRequest(`${httpUrl}/.well-known/pmb`, { timeoutMs: 5000 });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    const body = JSON.parse(res.body) as { domain?: unknown; fingerprint?: unknown };
     return {
       url: info.url,
       httpUrl,

@@ -20,6 +20,7 @@ import { storedServerFingerprint } from '../server/server-identity.js';
 import { openStore, snapshotDatabaseFile } from '../store/index.js';
 import { findServingServer, type ServingServer } from './backup-running.js';
 import { errnoOf, sha256File, siblingTemp, syncDir, syncFile } from './durable-files.js';
+import { type LocalResponse, localRequest } from './local-http.js';
 import { ApplianceError as BackupError } from './task-error.js';
 
 /**
@@ -335,29 +336,38 @@ async function snapshotThroughServer(
   signal: AbortSignal | undefined,
 ): Promise<ServerSnapshot> {
   const adminToken = token ?? (await running.adminToken());
-  let res: Response;
+  let res: LocalResponse;
+  signal?.throwIfAborted();
   try {
-    res = await fetch(`${running.httpUrl}/admin/backup`, {
+    res = await localRequest(`${running.httpUrl}/admin/backup`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken}` },
-      signal: AbortSignal.any([...(signal ? [signal] : []), AbortSignal.timeout(10 * 60_000)]),
+      timeoutMs: 10 * 60_000,
     });
   } catch (cause) {
     throw new PmbError('unavailable', `Cannot reach the PMB server at ${running.httpUrl}`, { cause });
   }
-  const body = (await res.json().catch(() => ({}))) as Partial<ServerSnapshot> & {
+  const body = parseJson(res.body) as Partial<ServerSnapshot> & {
     error?: { code?: string; message?: string };
   };
   if (res.status === 403) {
     throw new BackupError('forbidden', `The server at ${running.httpUrl} refused the admin token`);
   }
-  if (!res.ok || !body.path || !body.sha256 || !body.fingerprint) {
+  if (res.status !== 200 || !body.path || !body.sha256 || !body.fingerprint) {
     throw new BackupError(
       body.error?.code ?? 'internal',
       `The server could not take a snapshot: ${body.error?.message ?? `HTTP ${res.status}`}`,
     );
   }
   return { path: body.path, sha256: body.sha256, fingerprint: body.fingerprint };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
 }
 
 async function fingerprintOfDatabase(path: string): Promise<string | undefined> {

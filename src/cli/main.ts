@@ -14,11 +14,26 @@ import * as registerCmd from './commands/register.js';
 import * as roster from './commands/roster.js';
 import * as send from './commands/send.js';
 import * as serve from './commands/serve.js';
+import * as upgrade from './commands/upgrade.js';
 import type { CliContext } from './context.js';
 import { describeError } from './errors.js';
 import { VERSION } from './version.js';
 
-const COMMANDS = [serve, invite, id, registerCmd, login, send, inbox, chat, chats, roster, lookup, backup];
+const COMMANDS = [
+  serve,
+  invite,
+  id,
+  registerCmd,
+  login,
+  send,
+  inbox,
+  chat,
+  chats,
+  roster,
+  lookup,
+  backup,
+  upgrade,
+];
 /** First-run, configuration and health of the home server. */
 const APPLIANCE_COMMANDS = [init, configCmd, doctor];
 

@@ -1,10 +1,11 @@
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { configOptions, loadConfig } from '../config-options.js';
 import { type CliContext, note, print, printJson } from '../context.js';
 import { CliError } from '../errors.js';
 
 interface BackupFlags {
   dataDir?: string;
+  config?: string;
   json?: boolean;
 }
 
@@ -15,10 +16,10 @@ export function register(program: Command, ctx: CliContext): void {
       "back up a server's data (identity key, accounts, mailboxes) or restore it onto a fresh box",
     );
 
-  backup
+  const create = backup
     .command('create')
-    .description('write a backup archive; works while the server runs (it takes the snapshot itself)')
-    .option('--data-dir <dir>', "the server's data dir (default: $PMB_DATA_DIR or ~/.local/share/pmb)")
+    .description('write a backup archive; works while the server runs (it takes the snapshot itself)');
+  configOptions(create, { serverFlags: false })
     .option('--out <file>', 'archive to write (default: <data-dir>/backups/pmb-backup-<time>.tar.gz)')
     .option('--json', 'print {path, size, sha256, fingerprint, created, via}')
     .addHelpText(
@@ -31,7 +32,7 @@ disks, or encrypt it (e.g. gpg --symmetric) before copying it elsewhere.`,
     .action(async (flags: BackupFlags & { out?: string }) => {
       const { createBackup } = await import('../../appliance/backup.js');
       const { VERSION } = await import('../version.js');
-      const dataDir = await dataDirOf(ctx, flags);
+      const dataDir = dataDirOf(ctx, flags);
       const r = await wrap(() =>
         createBackup({
           dataDir,
@@ -61,17 +62,17 @@ disks, or encrypt it (e.g. gpg --symmetric) before copying it elsewhere.`,
       );
     });
 
-  backup
+  const restore = backup
     .command('restore <file>')
     .description(
       'restore a backup into an empty data dir (a fresh box); then pmb serve has the same identity',
-    )
-    .option('--data-dir <dir>', 'the data dir to restore into (default: $PMB_DATA_DIR or ~/.local/share/pmb)')
+    );
+  configOptions(restore, { serverFlags: false })
     .option('--force', 'restore into a non-empty data dir, moving the files it replaces to replaced-<time>/')
     .option('--json', 'print {dataDir, fingerprint, created, replacedDir}')
     .action(async (file: string, flags: BackupFlags & { force?: boolean }) => {
       const { restoreBackup } = await import('../../appliance/backup.js');
-      const dataDir = await dataDirOf(ctx, flags);
+      const dataDir = dataDirOf(ctx, flags);
       const r = await wrap(() =>
         restoreBackup({ file, dataDir, force: Boolean(flags.force), signal: ctx.signal }),
       );
@@ -94,10 +95,12 @@ disks, or encrypt it (e.g. gpg --symmetric) before copying it elsewhere.`,
     });
 }
 
-/** --data-dir, else $PMB_DATA_DIR, else the default data dir (as pmb serve uses). */
-async function dataDirOf(ctx: CliContext, flags: BackupFlags): Promise<string> {
-  const { defaultDataDir } = await import('../paths.js');
-  return resolve(flags.dataDir ?? defaultDataDir(ctx.env));
+/** --data-dir, else the data dir the configuration names (/etc/pmb/pmb.toml on a box set up by install.sh). */
+export function dataDirOf(ctx: CliContext, flags: BackupFlags): string {
+  return loadConfig(ctx, {
+    ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+    ...(flags.config ? { config: flags.config } : {}),
+  }).config.dataDir;
 }
 
 /** Appliance failures are expected ones: reported with their code, without a stack. */
