@@ -111,7 +111,7 @@ export async function sandbox(target: Target, cpu?: string): Promise<Sandbox> {
 
 export interface Serving {
   child: ChildProcess;
-  info: { url: string; domain: string; fingerprint: string; dataDir: string };
+  info: { url: string; domain: string; fingerprint: string; dataDir: string; registration: string };
   /** Milliseconds from spawn to the JSON line. */
   readyMs: number;
   stderr(): string;

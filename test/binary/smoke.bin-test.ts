@@ -4,6 +4,8 @@
 // chips in many home boxes and NASes); arm64 runs under qemu-user as a Cortex-A53, the Raspberry Pi 3's core.
 // Both binaries must exist (`npm run build:binary`) and qemu-user must be installed: anything missing fails.
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { PACKAGE_VERSION, type Sandbox, type Serving, sandbox, serve, type Target } from './binary.js';
 
@@ -18,6 +20,10 @@ for (const { target, cpu, what } of MACHINES) {
     // Under qemu everything, openpgp key generation above all, runs several times slower.
     const timeoutMs = cpu ? 90_000 : 30_000;
     await using box: Sandbox = await sandbox(target, cpu);
+    // A server program must not take settings from whatever directory it is started in: Bun would by
+    // default read these two (.env into the environment, where PMB_DOMAIN is read), and either fails this test.
+    await writeFile(join(box.dir, '.env'), 'PMB_DOMAIN=from-dotenv.example\n');
+    await writeFile(join(box.dir, 'bunfig.toml'), 'preload = ["./missing-preload.ts"]\n');
     const version = await box.ok(['--version'], { timeoutMs });
     assert.equal(version.stdout.trim(), PACKAGE_VERSION);
     t.diagnostic(`--version: ${version.ms.toFixed(0)} ms`);
@@ -29,7 +35,9 @@ for (const { target, cpu, what } of MACHINES) {
     );
     try {
       t.diagnostic(`serve ready: ${server.readyMs.toFixed(0)} ms`);
-      const { url, domain } = server.info;
+      const { url, domain, registration } = server.info;
+      assert.equal(registration, 'open');
+      assert.notEqual(domain, 'from-dotenv.example', 'the binary read .env');
       assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
       const health = await fetch(`${url.replace(/^ws/, 'http')}/health`);
       assert.equal(health.status, 200);
