@@ -32,23 +32,26 @@ export function register(program: Command, ctx: CliContext): void {
       const dataDir = opts.dataDir ?? defaultDataDir(ctx.env);
       const token = ctx.env.PMB_ADMIN_TOKEN || (await readAdminToken(dataDir));
       const base = httpBaseUrl(opts.server ?? (await runningServerUrl(dataDir)));
-      let res: Response;
+      // localRequest: a box's own server may have a certificate that does not name 127.0.0.1.
+      const { localRequest } = await import('../../appliance/local-http.js');
+      let res: Awaited<ReturnType<typeof localRequest>>;
       try {
-        res = await fetch(`${base}/admin/invites`, {
+        res = await localRequest(`${base}/admin/invites`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           body: JSON.stringify(opts.ttlHours ? { ttlHours: opts.ttlHours } : {}),
-          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(15_000)]),
+          timeoutMs: 15_000,
         });
       } catch {
         throw new PmbError('unavailable', `Cannot reach the PMB server at ${base} (is pmb serve running?)`);
       }
-      const body = (await res.json().catch(() => ({}))) as {
-        code?: string;
-        expires?: number;
-        error?: { code?: string; message?: string };
-      };
-      if (!res.ok || !body.code) {
+      let body: { code?: string; expires?: number; error?: { code?: string; message?: string } } = {};
+      try {
+        body = JSON.parse(res.body) as typeof body;
+      } catch {
+        // Not JSON: reported below by status.
+      }
+      if (res.status !== 200 || !body.code) {
         if (res.status === 403) {
           throw new CliError(
             'forbidden',
