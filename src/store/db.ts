@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import Database from 'libsql';
 
 type Row = Record<string, unknown>;
@@ -13,6 +14,7 @@ export class Db {
   readonly #statements = new Map<string, Database.Statement>();
 
   constructor(url: string) {
+    createPrivately(url);
     this.#db = new Database(url);
     this.#db.exec('PRAGMA journal_mode = WAL');
     // FULL: the WAL is fsynced at every commit, so an acknowledged message survives power loss.
@@ -104,4 +106,13 @@ function clean(row: Row): Row {
     out[k] = v instanceof ArrayBuffer ? new Uint8Array(v) : v;
   }
   return out;
+}
+
+/**
+ * The database holds the server's secret key: a new local file is made 0600 before libsql opens it (SQLite
+ * gives its -wal and -shm files the same mode). URLs (libsql://, http://) and :memory: are left alone.
+ */
+function createPrivately(url: string): void {
+  if (url === ':memory:' || /^[a-z][a-z0-9+.-]*:/i.test(url)) return;
+  closeSync(openSync(url, 'a', 0o600));
 }
