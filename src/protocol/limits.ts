@@ -12,6 +12,8 @@ export interface Limits {
   connectionsPerAddress: number;
   /** Logins in progress (challenge sent, no answer yet) server-wide. */
   pendingLogins: number;
+  /** Logins in progress from one client address. */
+  pendingLoginsPerAddress: number;
   /** Lifetime of a login challenge, ms. */
   challengeTtlMs: number;
   /** Time a new connection has to say hello and log in, ms. */
@@ -29,6 +31,7 @@ export const DEFAULT_LIMITS: Limits = {
   framesPerSecond: 500,
   connectionsPerAddress: 64,
   pendingLogins: 1024,
+  pendingLoginsPerAddress: 16,
   challengeTtlMs: 60_000,
   loginTimeoutMs: 60_000,
   deliveryWindow: 256,

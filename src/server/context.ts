@@ -3,6 +3,7 @@ import type { Store } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { Delivery } from './delivery.js';
 import type { Logger } from './logger.js';
+import type { PendingLogins } from './pending-logins.js';
 
 /** What every handler and module gets: no globals, no singletons. */
 export interface Context {
@@ -14,6 +15,6 @@ export interface Context {
   now(): number;
   /** Parsed public key of a known identity (cached). */
   publicIdentity(fingerprint: string): Promise<PublicIdentity | undefined>;
-  /** Logins waiting for their answer, server-wide. */
-  pendingLogins: number;
+  /** Logins waiting for their answer. */
+  readonly pendingLogins: PendingLogins;
 }

@@ -116,7 +116,7 @@ export class Gateway {
       this.#sessions.delete(session);
       if (session.pendingLogin) {
         session.pendingLogin = undefined;
-        this.ctx.pendingLogins--;
+        this.ctx.pendingLogins.release(session.address);
       }
       this.ctx.delivery.detach(session);
       const n = (this.#perAddress.get(address) ?? 1) - 1;

@@ -16,6 +16,7 @@ import { createHttpApp } from './http.js';
 import { createListener, type Listener } from './listener.js';
 import { createLogger, type Logger } from './logger.js';
 import { Router } from './router.js';
+import { PendingLogins } from './pending-logins.js';
 import { loadServerIdentity } from './server-identity.js';
 
 /** How long a delivered message's id is remembered, so a late retry is still recognised as a duplicate. */
@@ -94,7 +95,7 @@ export function createServer(
         log,
         delivery: new Delivery(store, config.limits.deliveryWindow, log),
         now,
-        pendingLogins: 0,
+        pendingLogins: new PendingLogins(config.limits),
         async publicIdentity(fp) {
           const hit = keyCache.get(fp);
           if (hit) return hit;

@@ -156,3 +156,39 @@ describe('login by encrypted challenge', () => {
     peer.close();
   });
 });
+
+describe('pending logins', () => {
+  it('one address cannot hold more than its share of half-finished logins', async () => {
+    const server = await startServer({ limits: { pendingLoginsPerAddress: 2 } as never });
+    try {
+      const alice = await newIdentity();
+      (await connectUser(server, 'alice', { identity: alice })).close();
+      const first = await startLogin(server, alice.fingerprint);
+      const second = await startLogin(server, alice.fingerprint);
+      const third = await RawPeer.open(server.url);
+      await third.hello();
+      const refused = await third.request({
+        type: 'login.start',
+        id: 1,
+        fingerprint: alice.fingerprint,
+        device: 'd',
+      });
+      assert.equal(refused.code, 'too_many_pending_logins');
+      // A connection that goes away frees its slot.
+      first.peer.close();
+      await first.peer.closed();
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await third.request({
+        type: 'login.start',
+        id: 2,
+        fingerprint: alice.fingerprint,
+        device: 'd',
+      });
+      assert.equal(again.type, 'login.start.ok');
+      second.peer.close();
+      third.close();
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -10,7 +10,7 @@ export function register(router: Router): void {
     if (!pending) throw new PmbError('login_failed', 'No login in progress on this connection');
     // Single use: whatever the outcome, this challenge is gone.
     session.pendingLogin = undefined;
-    ctx.pendingLogins--;
+    ctx.pendingLogins.release(session.address);
     if (ctx.now() > pending.expires) throw new PmbError('challenge_expired');
     const expected = await challengeAnswer({
       secret: pending.secret,

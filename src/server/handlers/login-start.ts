@@ -9,13 +9,14 @@ export function register(router: Router): void {
     if (!ctx.store.accounts.exists(params.fingerprint)) throw new PmbError('unknown_account');
     const account = await ctx.publicIdentity(params.fingerprint);
     if (!account) throw new PmbError('unknown_account');
-    if (!session.pendingLogin && ctx.pendingLogins >= ctx.config.limits.pendingLogins) {
+    const { secret, encrypted } = await makeChallenge(account);
+    // Counted only now, with no await left before the challenge is kept, so nothing can leak a slot.
+    if (session.closed) throw new PmbError('unavailable');
+    if (!session.pendingLogin && !ctx.pendingLogins.take(session.address)) {
       throw new PmbError('too_many_pending_logins');
     }
-    const { secret, encrypted } = await makeChallenge(account);
     const expires = ctx.now() + ctx.config.limits.challengeTtlMs;
     // A new start replaces an older challenge on this connection: only the latest can be answered.
-    if (!session.pendingLogin) ctx.pendingLogins++;
     session.pendingLogin = { fingerprint: params.fingerprint, device: params.device, secret, expires };
     return { challenge: encrypted, expires };
   });
