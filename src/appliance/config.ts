@@ -14,6 +14,9 @@ export const SYSTEM_CONFIG_FILE = '/etc/pmb/pmb.toml';
 /** The data dir's own file: first-run setup and `pmb init` write it; it wins over the main file. */
 export const DATA_DIR_CONFIG = 'pmb.toml';
 export const REGISTRATION_POLICIES = ['open', 'invite', 'closed'] as const;
+/** Let's Encrypt's production directory: the default ACME CA. */
+export const LETSENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
+export const DEFAULT_ACME_HTTP_PORT = 80;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -28,9 +31,23 @@ export interface PmbConfig {
   /** The address clients (and the first-run page) should use, e.g. wss://pmb.example.org; ws(s) form. */
   publicUrl: string | undefined;
   tls: { cert: string; key: string } | undefined;
+  /** Certificates from an ACME CA (Let's Encrypt), enabled by acme.email; unused when tls.cert is set. */
+  acme: AcmeSettings | undefined;
   /** Take the client address from X-Forwarded-For (behind nginx/Caddy on the same box). */
   trustProxy: boolean;
   limits: Limits;
+}
+
+export interface AcmeSettings {
+  email: string;
+  /** The CA's ACME directory URL. */
+  directory: string;
+  /** The names on the certificate; default [domain]. */
+  domains: string[];
+  /** The plain-HTTP port for HTTP-01 challenges (and a redirect to https). */
+  httpPort: number;
+  /** An extra CA to trust for the directory's own https (test or private CAs only). */
+  caFile: string | undefined;
 }
 
 /** Command-line flags as commander hands them over (strings, before validation). */
@@ -158,6 +175,33 @@ const publicUrl: Parse<string> = (v, where) => {
   return url.toString().replace(/\/$/, '');
 };
 
+const email = text('an email address', (s) => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s));
+
+const httpsUrl: Parse<string> = (v, where) => {
+  const bad = () => new ConfigError(`${where}: ${show(v)} is not an https:// URL`);
+  if (typeof v !== 'string') throw bad();
+  try {
+    const url = new URL(v.trim());
+    if (url.protocol !== 'https:' || !url.hostname) throw bad();
+    return url.toString();
+  } catch {
+    throw bad();
+  }
+};
+
+/** A TOML array of domain names, or (env) a comma-separated list. */
+const domains: Parse<string[]> = (v, where) => {
+  const list = typeof v === 'string' ? v.split(',') : v;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ConfigError(`${where}: ${show(v)} is not a list of domain names`);
+  }
+  return list.map((d) => {
+    const s = typeof d === 'string' ? d.trim().toLowerCase() : '';
+    if (!DOMAIN_RE.test(s)) throw new ConfigError(`${where}: ${show(d)} is not a domain name`);
+    return s;
+  });
+};
+
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 const LIMIT_KEYS = Object.keys(DEFAULT_LIMITS) as (keyof Limits)[];
@@ -198,6 +242,15 @@ const SETTINGS = {
   'tls.cert': { key: 'tls.cert', env: 'PMB_TLS_CERT', flag: 'tlsCert', parse: path },
   'tls.key': { key: 'tls.key', env: 'PMB_TLS_KEY', flag: 'tlsKey', parse: path },
   trust_proxy: { key: 'trust_proxy', env: 'PMB_TRUST_PROXY', flag: 'trustProxy', parse: bool },
+  'acme.email': { key: 'acme.email', env: 'PMB_ACME_EMAIL', parse: email },
+  'acme.directory': { key: 'acme.directory', env: 'PMB_ACME_DIRECTORY', parse: httpsUrl },
+  'acme.domains': { key: 'acme.domains', env: 'PMB_ACME_DOMAINS', parse: domains },
+  'acme.http_port': {
+    key: 'acme.http_port',
+    env: 'PMB_ACME_HTTP_PORT',
+    parse: integer(0, 65535, 'a port (0-65535)'),
+  },
+  'acme.ca_file': { key: 'acme.ca_file', env: 'PMB_ACME_CA_FILE', parse: path },
 } satisfies Record<string, Setting<unknown>>;
 
 const LIMIT_SETTINGS: Setting<number>[] = LIMIT_KEYS.map((k) => ({
@@ -347,6 +400,7 @@ export function resolveConfig(opts: ResolveOptions = {}): ResolvedConfig {
     logLevel: get(SETTINGS.log_level, 'info' as LogLevel),
     publicUrl: get<string | undefined>(SETTINGS.public_url, undefined),
     tls: undefined,
+    acme: undefined,
     trustProxy: get(SETTINGS.trust_proxy, false),
     limits: { ...DEFAULT_LIMITS },
   };
@@ -357,6 +411,15 @@ export function resolveConfig(opts: ResolveOptions = {}): ResolvedConfig {
     throw new ConfigError(`${label(origins[set]!, set)}: ${set} is set but ${unset} is not; TLS needs both`);
   }
   if (cert && key) config.tls = { cert, key };
+  const acmeEmail = get<string | undefined>(SETTINGS['acme.email'], undefined);
+  const acme: AcmeSettings = {
+    email: acmeEmail ?? '',
+    directory: get(SETTINGS['acme.directory'], LETSENCRYPT_DIRECTORY),
+    domains: get(SETTINGS['acme.domains'], [config.domain], 'domain'),
+    httpPort: get(SETTINGS['acme.http_port'], DEFAULT_ACME_HTTP_PORT),
+    caFile: get<string | undefined>(SETTINGS['acme.ca_file'], undefined),
+  };
+  if (acmeEmail !== undefined) config.acme = acme;
   LIMIT_KEYS.forEach((k, i) => {
     config.limits[k] = get(LIMIT_SETTINGS[i]!, DEFAULT_LIMITS[k]);
   });
@@ -374,6 +437,7 @@ export function defaultConfig(dataDir: string): PmbConfig {
     logLevel: 'info',
     publicUrl: undefined,
     tls: undefined,
+    acme: undefined,
     trustProxy: false,
     limits: { ...DEFAULT_LIMITS },
   };
@@ -392,6 +456,11 @@ export function configEntries(resolved: ResolvedConfig): { key: string; value: u
     public_url: config.publicUrl,
     'tls.cert': config.tls?.cert,
     'tls.key': config.tls?.key,
+    'acme.email': config.acme?.email,
+    'acme.directory': config.acme?.directory,
+    'acme.domains': config.acme?.domains,
+    'acme.http_port': config.acme?.httpPort,
+    'acme.ca_file': config.acme?.caFile,
     trust_proxy: config.trustProxy,
   };
   for (const k of LIMIT_KEYS) values[`limits.${snake(k)}`] = config.limits[k];
@@ -413,6 +482,17 @@ export function toServerConfig(config: PmbConfig): ServerConfig {
     logLevel: config.logLevel,
     limits: { ...config.limits },
     ...(config.tls ? { tls: config.tls } : {}),
+    ...(config.acme && !config.tls
+      ? {
+          acme: {
+            email: config.acme.email,
+            directory: config.acme.directory,
+            domains: [...config.acme.domains],
+            httpPort: config.acme.httpPort,
+            ...(config.acme.caFile ? { caFile: config.acme.caFile } : {}),
+          },
+        }
+      : {}),
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     ...(config.trustProxy ? { trustProxy: true } : {}),
   };

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, statfs } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { acmeFiles } from '../server/acme.js';
 import { integrityCheckFile } from '../store/integrity.js';
 import type { PmbConfig } from './config.js';
 import { readSetupToken, SETUP_TOKEN_FILE } from './first-run.js';
@@ -231,32 +232,37 @@ function verdict(sound: boolean, result: string[]): CheckResult {
 }
 
 export const checkTls: Check = async ({ config, now = Date.now }) => {
-  if (!config.tls) {
+  // With acme.email (and no tls.cert) the server gets and renews its certificate itself in <dataDir>/acme.
+  const acme = !config.tls && config.acme ? config.acme : undefined;
+  const tls = config.tls ?? (acme ? acmeFiles(config.dataDir) : undefined);
+  if (!tls) {
     return ok('tls', 'not configured: plain ws:// (fine at home; for a public domain see docs/operator.md)');
   }
+  const renewHint = acme
+    ? `pmb renews it itself: look for "ACME" errors in the server log; the CA must reach port 80 (acme.http_port ${acme.httpPort})`
+    : undefined;
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(await readFile(config.tls.cert));
+    cert = new X509Certificate(await readFile(tls.cert));
   } catch (err) {
+    if (acme && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return fail('tls', `no certificate from ${acme.directory} yet (ACME, ${tls.cert})`, renewHint ?? '');
+    }
     return fail(
       'tls',
-      `cannot read the certificate ${config.tls.cert} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      `cannot read the certificate ${tls.cert} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
       'point tls.cert at a PEM certificate readable by the server (e.g. certbot fullchain.pem)',
     );
   }
   try {
-    const key = createPrivateKey(await readFile(config.tls.key));
+    const key = createPrivateKey(await readFile(tls.key));
     if (!cert.checkPrivateKey(key)) {
-      return fail(
-        'tls',
-        `${config.tls.key} is not the key of ${config.tls.cert}`,
-        'point tls.key at the matching key',
-      );
+      return fail('tls', `${tls.key} is not the key of ${tls.cert}`, 'point tls.key at the matching key');
     }
   } catch (err) {
     return fail(
       'tls',
-      `cannot read the key ${config.tls.key} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      `cannot read the key ${tls.key} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
       'point tls.key at the PEM private key (e.g. certbot privkey.pem), readable by the server',
     );
   }
@@ -269,15 +275,18 @@ export const checkTls: Check = async ({ config, now = Date.now }) => {
       `get a certificate for ${config.domain}`,
     );
   }
-  if (days < 0) return fail('tls', `the certificate expired on ${cert.validTo}`, 'renew it (certbot renew)');
+  if (days < 0) {
+    return fail('tls', `the certificate expired on ${cert.validTo}`, renewHint ?? 'renew it (certbot renew)');
+  }
   if (days < 14) {
     return warn(
       'tls',
       `the certificate expires in ${days} days`,
-      'check that renewal runs (certbot renew --dry-run)',
+      renewHint ?? 'check that renewal runs (certbot renew --dry-run)',
     );
   }
-  return ok('tls', `certificate for ${config.domain}, valid for ${days} more days`);
+  const from = acme ? ` (ACME, renewed automatically from ${new URL(acme.directory).host})` : '';
+  return ok('tls', `certificate for ${config.domain}, valid for ${days} more days${from}`);
 };
 
 export const checkSetup: Check = async ({ config, running }) => {

@@ -68,7 +68,8 @@ export function applianceRoutes(opts: ApplianceRouteOptions = {}) {
           }
         }
         const server =
-          ctx.config.publicUrl ?? `${ctx.config.tls ? 'wss' : 'ws'}://${c.req.header('host') ?? ''}`;
+          ctx.config.publicUrl ??
+          `${ctx.config.tls || ctx.config.acme ? 'wss' : 'ws'}://${c.req.header('host') ?? ''}`;
         ctx.log.info({ domain: result.domain, registration: result.registration }, 'first-run setup done');
         return c.json({
           domain: result.domain,

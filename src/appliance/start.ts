@@ -32,7 +32,7 @@ export async function startAppliance(
           urls: setupUrls({
             host: config.host,
             port: server.port,
-            tls: Boolean(config.tls),
+            tls: Boolean(config.tls ?? config.acme),
             publicUrl: config.publicUrl,
           }),
         }

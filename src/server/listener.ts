@@ -11,32 +11,34 @@ export type Listener = HttpServer | HttpsServer;
 
 /**
  * Plain HTTP, or HTTPS when config.tls names a certificate and key (then WebSockets run as wss://).
- * A renewed certificate is picked up without a restart.
+ * A renewed certificate is picked up without a restart: the files are looked at every 10 minutes, and
+ * reload() swaps them in at once (the ACME client calls it after writing a new certificate).
  */
 export async function createListener(
   config: ServerConfig,
   handler: RequestListener,
   log: Logger,
-): Promise<{ server: Listener; stop(): void }> {
+): Promise<{ server: Listener; stop(): void; reload(): Promise<void> }> {
   const { tls } = config;
-  if (!tls) return { server: createHttpServer(handler), stop() {} };
+  if (!tls) return { server: createHttpServer(handler), stop() {}, async reload() {} };
   const load = async () => ({
     cert: await readPem(tls.cert, 'tls.cert'),
     key: await readPem(tls.key, 'tls.key'),
   });
   const server = createHttpsServer(await load(), handler);
   let seen = await mtimes(tls);
+  const reload = async (force: boolean) => {
+    const now = await mtimes(tls);
+    if (now === seen && !force) return;
+    seen = now;
+    server.setSecureContext(await load());
+    log.info({ cert: tls.cert }, 'TLS certificate reloaded');
+  };
   const timer = setInterval(() => {
-    void (async () => {
-      const now = await mtimes(tls);
-      if (now === seen) return;
-      seen = now;
-      server.setSecureContext(await load());
-      log.info({ cert: tls.cert }, 'TLS certificate reloaded');
-    })().catch((err: unknown) => log.warn({ err }, 'TLS certificate reload failed'));
+    reload(false).catch((err: unknown) => log.warn({ err }, 'TLS certificate reload failed'));
   }, CERT_CHECK_MS);
   timer.unref?.();
-  return { server, stop: () => clearInterval(timer) };
+  return { server, stop: () => clearInterval(timer), reload: () => reload(true) };
 }
 
 async function readPem(file: string, what: string): Promise<Buffer> {

@@ -6,6 +6,7 @@ import type { Hono } from 'hono';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
 import { openStore, type Store } from '../store/index.js';
+import { AcmeManager, acmeFiles } from './acme.js';
 import type { ServerConfig } from './config.js';
 import type { Context } from './context.js';
 import { Delivery } from './delivery.js';
@@ -15,8 +16,8 @@ import { registerCoreHandlers } from './handlers/index.js';
 import { createHttpApp } from './http.js';
 import { createListener, type Listener } from './listener.js';
 import { createLogger, type Logger } from './logger.js';
-import { Router } from './router.js';
 import { PendingLogins } from './pending-logins.js';
+import { Router } from './router.js';
 import { loadServerIdentity } from './server-identity.js';
 
 /** How long a delivered message's id is remembered, so a late retry is still recognised as a duplicate. */
@@ -30,6 +31,8 @@ export interface PmbServer {
   readonly fingerprint: string;
   readonly adminToken: string;
   readonly context: Context;
+  /** With acme: the challenge listener's port (plain HTTP), once started. */
+  readonly acmeHttpPort: number | undefined;
   readonly router: Router;
   start(): Promise<void>;
   close(): Promise<void>;
@@ -56,8 +59,13 @@ export function createServer(
   let adminToken = '';
   let port = 0;
   let maintenance: ReturnType<typeof setInterval> | undefined;
+  let acme: AcmeManager | undefined;
+  let closed = false;
+  // With acme (and no tls files) the certificate lives in the data dir and the ACME client renews it.
+  const acmeConfig = config.tls ? undefined : config.acme;
+  const tls = config.tls ?? (acmeConfig ? acmeFiles(config.dataDir) : undefined);
   const urlOf = () =>
-    `${config.tls ? 'wss' : 'ws'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    `${tls ? 'wss' : 'ws'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
 
   const server: PmbServer = {
     config,
@@ -72,6 +80,9 @@ export function createServer(
     },
     get adminToken() {
       return adminToken;
+    },
+    get acmeHttpPort() {
+      return acme?.httpPort;
     },
     get context() {
       if (!ctx) throw new Error('server not started');
@@ -110,17 +121,82 @@ export function createServer(
       gateway = new Gateway(ctx, router);
       const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: () => config.publicUrl ?? urlOf() });
       opts.routes?.(app, ctx);
-      const listener = await createListener(config, getRequestListener(app.fetch), log);
-      http = listener.server;
-      stopListener = listener.stop;
       const gw = gateway;
-      http.on('upgrade', (req, socket, head) => gw.handleUpgrade(req, socket, head));
-      await new Promise<void>((resolve, reject) => {
-        http!.once('error', reject);
-        http!.listen(config.port, config.host, () => resolve());
-      });
-      port = (http.address() as AddressInfo).port;
-      gateway.start();
+      let reloadListener = async () => {};
+      /** Opens the main port (TLS when configured): at once, or once ACME has the first certificate. */
+      const listenMain = async () => {
+        const listener = await createListener(
+          tls ? { ...config, tls } : config,
+          getRequestListener(app.fetch),
+          log,
+        );
+        if (closed) {
+          listener.stop();
+          return;
+        }
+        http = listener.server;
+        stopListener = listener.stop;
+        reloadListener = listener.reload;
+        http.on('upgrade', (req, socket, head) => gw.handleUpgrade(req, socket, head));
+        await new Promise<void>((resolve, reject) => {
+          http!.once('error', reject);
+          http!.listen(config.port, config.host, () => resolve());
+        });
+        port = (http.address() as AddressInfo).port;
+        gw.start();
+        // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
+        await writeFile(
+          join(config.dataDir, 'server.json'),
+          `${JSON.stringify({ url: urlOf(), pid: process.pid })}\n`,
+        );
+        log.info(
+          { url: urlOf(), domain: config.domain, fingerprint: identity.fingerprint },
+          'pmb server listening',
+        );
+      };
+      let opening: Promise<void> | undefined;
+      const openMain = () => {
+        opening ??= listenMain();
+        return opening;
+      };
+      if (acmeConfig) {
+        const httpsBase = () => {
+          if (config.publicUrl) return config.publicUrl.replace(/^ws/, 'http');
+          const p = config.port === 443 || config.port === 0 ? '' : `:${config.port}`;
+          return `https://${acmeConfig.domains[0] ?? config.domain}${p}`;
+        };
+        acme = new AcmeManager(acmeConfig, {
+          dataDir: config.dataDir,
+          host: config.host,
+          log,
+          httpsBase,
+          onCertificate: async () => {
+            if (closed) return;
+            if (opening) {
+              await opening;
+              await reloadListener();
+            } else {
+              await openMain();
+            }
+          },
+        });
+        await acme.start();
+        // A certificate already on disk (renewed in the background if due): serve it at once. Without
+        // one, wait a while for the first; if the CA cannot be reached the main port stays closed (no
+        // plain-text fallback) until a retry succeeds, and the challenge listener keeps running.
+        if ((await acme.usable()) || (await acme.waitForCertificate())) {
+          await openMain();
+        } else if (opening) {
+          await opening;
+        } else {
+          log.error(
+            { port: config.port, acmeHttpPort: acme.httpPort },
+            'no TLS certificate yet (see the ACME error above): the main port opens once one is obtained',
+          );
+        }
+      } else {
+        await openMain();
+      }
       const maintained = store;
       maintenance = setInterval(() => {
         const horizon = now() - DEDUPE_HORIZON_MS;
@@ -131,19 +207,13 @@ export function createServer(
           });
       }, 3600_000);
       maintenance.unref?.();
-      // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
-      await writeFile(
-        join(config.dataDir, 'server.json'),
-        `${JSON.stringify({ url: urlOf(), pid: process.pid })}\n`,
-      );
-      log.info(
-        { url: urlOf(), domain: config.domain, fingerprint: identity.fingerprint },
-        'pmb server listening',
-      );
     },
 
     async close() {
+      closed = true;
       if (maintenance) clearInterval(maintenance);
+      await acme?.close();
+      acme = undefined;
       stopListener();
       await gateway?.close();
       if (http) {

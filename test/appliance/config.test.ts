@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { configEntries, defaultDomain, resolveConfig } from '../../src/appliance/config.js';
+import { configEntries, defaultDomain, resolveConfig, toServerConfig } from '../../src/appliance/config.js';
 import { updateDataDirConfig } from '../../src/appliance/config-file.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
 import { clientAddress } from '../../src/server/client-address.js';
@@ -27,6 +27,7 @@ describe('configuration', () => {
       logLevel: 'info',
       publicUrl: undefined,
       tls: undefined,
+      acme: undefined,
       trustProxy: false,
       limits: DEFAULT_LIMITS,
     });
@@ -105,7 +106,46 @@ describe('configuration', () => {
     const shown = Object.fromEntries(configEntries(fl).map((x) => [x.key, x]));
     assert.equal(shown.port?.value, 0);
     assert.equal(shown['limits.max_depth']?.origin.from, 'PMB_LIMITS_MAX_DEPTH');
-    assert.equal(Object.keys(shown).length, 10 + Object.keys(DEFAULT_LIMITS).length);
+    assert.equal(Object.keys(shown).length, 15 + Object.keys(DEFAULT_LIMITS).length);
+  });
+
+  it('acme: enabled by acme.email, with defaults and checked values', () => {
+    const base = { hostname: 'box', systemFile: NO_SYSTEM_FILE };
+    const on = resolveConfig({
+      ...base,
+      env: { PMB_DOMAIN: 'pmb.example.org', PMB_ACME_EMAIL: 'me@example.org', PMB_DATA_DIR: '/d' },
+    });
+    assert.deepEqual(on.config.acme, {
+      email: 'me@example.org',
+      directory: 'https://acme-v02.api.letsencrypt.org/directory',
+      domains: ['pmb.example.org'],
+      httpPort: 80,
+      caFile: undefined,
+    });
+    assert.equal(toServerConfig(on.config).acme?.domains[0], 'pmb.example.org');
+    const list = resolveConfig({
+      ...base,
+      env: {
+        PMB_ACME_EMAIL: 'me@example.org',
+        PMB_ACME_DOMAINS: 'a.example.org, B.example.org',
+        PMB_DATA_DIR: '/d',
+      },
+    });
+    assert.deepEqual(list.config.acme?.domains, ['a.example.org', 'b.example.org']);
+    assert.equal(resolveConfig({ ...base, env: { PMB_DATA_DIR: '/d' } }).config.acme, undefined);
+    assert.throws(
+      () => resolveConfig({ ...base, env: { PMB_ACME_EMAIL: 'nobody', PMB_DATA_DIR: '/d' } }),
+      /PMB_ACME_EMAIL: "nobody" is not an email address/,
+    );
+    assert.throws(
+      () =>
+        resolveConfig({ ...base, env: { PMB_ACME_DIRECTORY: 'http://ca.example/dir', PMB_DATA_DIR: '/d' } }),
+      /PMB_ACME_DIRECTORY: "http:\/\/ca\.example\/dir" is not an https:\/\/ URL/,
+    );
+    assert.throws(
+      () => resolveConfig({ ...base, env: { PMB_ACME_HTTP_PORT: '99999', PMB_DATA_DIR: '/d' } }),
+      /PMB_ACME_HTTP_PORT: "99999" is not a port/,
+    );
   });
 
   it('names the source of a bad value', async () => {

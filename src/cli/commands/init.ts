@@ -92,7 +92,7 @@ function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Pick<T, 
 
 function listenUrl(config: PmbConfig): string {
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  return `${config.tls ? 'wss' : 'ws'}://${host}:${config.port}`;
+  return `${config.tls || config.acme ? 'wss' : 'ws'}://${host}:${config.port}`;
 }
 
 /** The answers: from flags, else asked in a terminal, else (non-interactive) an error naming the flag. */
