@@ -1,5 +1,5 @@
 /**
- * `npm run bench:romeo [-- --text FILE] [--servers 1|2] [--runs N] [--max-seconds N]`
+ * `npm run bench:romeo [-- --text FILE] [--servers 1|2] [--runs N] [--max-seconds N] [--inline-only]`
  *
  * PMB's form of the public "Romeo and Juliet" benchmark (timokoesters/romeo-and-juliet-benchmark, the
  * Matrix community's): every character of the play is a user, every spoken line one end-to-end
@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { type Contact, PmbClient, type WebSocketFactory } from '../../src/client/index.js';
 import { generateIdentity, type Identity } from '../../src/crypto/index.js';
+import type { DeliverFrame } from '../../src/protocol/frames.js';
 import { fsyncMs, latency, machine, median, readProc } from '../relay/stats.js';
 import { crossServer, type Placement, place } from './houses.js';
 import { type Message, type Play, parsePlay } from './play.js';
@@ -34,6 +35,7 @@ const { values: flags } = parseArgs({
     servers: { type: 'string', default: '1' },
     runs: { type: 'string', default: '3' },
     'max-seconds': { type: 'string', default: '300' },
+    'inline-only': { type: 'boolean', default: false },
   },
 });
 const textFile = resolve(repoRoot, flags.text ?? join('..', 'shared', 'data', 'romeo_and_juliet.txt'));
@@ -256,9 +258,20 @@ function verify(play: Play, actors: Map<string, Actor>, sent: Message[]): Verifi
   return v;
 }
 
+/**
+ * inline: recipients are online and verify + decrypt each line as it arrives, on this process's thread,
+ * while the senders go on (the figure). deferred: recipients hold their deliveries until the last send
+ * has its ack, then decrypt them all: the same play without the recipients' CPU inside the timed part.
+ */
+type Mode = 'inline' | 'deferred';
+
 /** The timed part: the play, line by line, each send awaiting its durable ack before the next. */
-async function perform(play: Play, setup: Setup, hosts: Child[]): Promise<RunResult> {
+async function perform(play: Play, setup: Setup, hosts: Child[], mode: Mode): Promise<RunResult> {
   const { actors } = setup;
+  // Deferred: deliveries are held (not verified, decrypted or acked) until the last send has its ack.
+  let holding = mode === 'deferred';
+  const held: { actor: Actor; frame: DeliverFrame }[] = [];
+  const handlers = new Map<Actor, (f: DeliverFrame) => void>();
   const sentAt = new Map<string, number>();
   const decrypted: number[] = [];
   const opened: number[] = [];
@@ -270,9 +283,14 @@ async function perform(play: Play, setup: Setup, hosts: Child[]): Promise<RunRes
     const conn = actor.client.conn;
     const handle = conn.events.deliver;
     // Raw frame arrival, before the client queues, verifies and decrypts it.
-    conn.events.deliver = (f) => {
+    const open = (f: DeliverFrame) => {
       arrived.set(f.envelope.id, performance.now());
       handle?.(f);
+    };
+    handlers.set(actor, open);
+    conn.events.deliver = (f) => {
+      if (holding) held.push({ actor, frame: f });
+      else open(f);
     };
     actor.client.events.message = (m) => {
       const now = performance.now();
@@ -327,6 +345,12 @@ async function perform(play: Play, setup: Setup, hosts: Child[]): Promise<RunRes
     total.push(s2 - s0);
     lastAck = s2;
   }
+  if (holding) {
+    // The held lines are handed to the clients now, in arrival order; the server pushes the rest of
+    // each mailbox as the acks free its delivery window.
+    holding = false;
+    for (const { actor, frame } of held.splice(0)) handlers.get(actor)?.(frame);
+  }
   // Bounded wait for the recipients to have decrypted the last lines.
   const drainUntil = performance.now() + DRAIN_MS;
   while (pending > 0 && performance.now() < drainUntil) await sleep(5);
@@ -364,7 +388,9 @@ function printPlacement(play: Play, placement: Placement): void {
   }
   for (const [c, why] of placement.reason) {
     if (!why.startsWith('house') && placement.domains.length > 1) {
-      console.log(`    ${play.characters.get(c)} -> ${placement.domains[placement.home.get(c) ?? 0]}: ${why}`);
+      console.log(
+        `    ${play.characters.get(c)} -> ${placement.domains[placement.home.get(c) ?? 0]}: ${why}`,
+      );
     }
   }
   const cross = crossServer(play, placement);
@@ -412,97 +438,136 @@ async function main(): Promise<void> {
       `${maxSendMs / 1000} s, then waits at most ${DRAIN_MS / 1000} s for the last decryptions\n`,
   );
 
-  const samples: (RunResult & { setup: Omit<Setup, 'actors'> })[] = [];
+  type Sample = RunResult & { mode: Mode; setup: Omit<Setup, 'actors'> };
+  const samples: Record<Mode, Sample[]> = { inline: [], deferred: [] };
+  const modes: Mode[] = flags['inline-only'] ? ['inline'] : ['inline', 'deferred'];
   for (let r = 0; r < runs; r++) {
-    const hosts = await Promise.all(placement.domains.map((d) => startServer(d)));
-    let actors: Map<string, Actor> | undefined;
-    try {
-      const setup = await setUp(play, placement, hosts);
-      actors = setup.actors;
-      const result = await perform(play, setup, hosts);
-      const { actors: _a, ...setupTimes } = setup;
-      samples.push({ ...result, setup: setupTimes });
-      const v = result.verify;
-      console.log(
-        `  run ${r + 1}: setup ${(setup.totalMs / 1000).toFixed(1)} s; play ${minSec(result.wallMs)} ` +
-          `(${(result.wallMs / 1000).toFixed(2)} s), ${result.sent} msgs, ${Math.round(result.msgsPerS)} msgs/s, ` +
-          `send->ack p50 ${result.sendToAckMs.p50.toFixed(2)} ms p99 ${result.sendToAckMs.p99.toFixed(2)} ms; ` +
-          `verified ${v.inOrder}/${v.expected} in order, ${v.mismatches} mismatches, ${v.missing} missing` +
-          (result.complete ? '' : '  ! INCOMPLETE (time bound or drain)'),
-      );
-    } finally {
-      for (const a of actors?.values() ?? []) a.client.close();
-      await Promise.all(hosts.map((h) => h.stop()));
+    // Alternate which mode goes first, so drift on a shared machine falls on both.
+    for (const mode of r % 2 ? [...modes].reverse() : modes) {
+      const hosts = await Promise.all(placement.domains.map((d) => startServer(d)));
+      let actors: Map<string, Actor> | undefined;
+      try {
+        const setup = await setUp(play, placement, hosts);
+        actors = setup.actors;
+        const result = await perform(play, setup, hosts, mode);
+        const { actors: _a, ...setupTimes } = setup;
+        samples[mode].push({ ...result, mode, setup: setupTimes });
+        const v = result.verify;
+        console.log(
+          `  run ${r + 1} ${mode.padEnd(8)}: setup ${(setup.totalMs / 1000).toFixed(1)} s; play ` +
+            `${minSec(result.wallMs)} (${(result.wallMs / 1000).toFixed(2)} s), ${result.sent} msgs, ` +
+            `${Math.round(result.msgsPerS)} msgs/s, send->ack p50 ${result.sendToAckMs.p50.toFixed(2)} ms ` +
+            `p99 ${result.sendToAckMs.p99.toFixed(2)} ms; verified ${v.inOrder}/${v.expected} in order, ` +
+            `${v.mismatches} mismatches, ${v.missing} missing` +
+            (result.complete ? '' : '  ! INCOMPLETE (time bound or drain)'),
+        );
+      } finally {
+        for (const a of actors?.values() ?? []) a.client.close();
+        await Promise.all(hosts.map((h) => h.stop()));
+      }
     }
   }
 
-  const m = (f: (s: (typeof samples)[number]) => number) => median(samples.map(f));
-  const summary = {
-    wallMs: m((s) => s.wallMs),
-    wallRangeMs: [Math.min(...samples.map((s) => s.wallMs)), Math.max(...samples.map((s) => s.wallMs))],
-    wallToLastDecryptMs: m((s) => s.wallToLastDecryptMs),
-    msgsPerS: m((s) => s.msgsPerS),
-    sendToAckP50Ms: m((s) => s.sendToAckMs.p50),
-    sendToAckP99Ms: m((s) => s.sendToAckMs.p99),
-    sealP50Ms: m((s) => s.sealMs.p50),
-    sealP99Ms: m((s) => s.sealMs.p99),
-    wireToAckP50Ms: m((s) => s.wireToAckMs.p50),
-    wireToAckP99Ms: m((s) => s.wireToAckMs.p99),
-    sendToDecryptedP50Ms: m((s) => s.sendToDecryptedMs.p50),
-    sendToDecryptedP99Ms: m((s) => s.sendToDecryptedMs.p99),
-    openP50Ms: m((s) => s.openMs.p50),
-    openTotalS: m((s) => s.openTotalS),
-    serverCpuS: m((s) => s.serverCpuS),
-    loadGenCpuS: m((s) => s.loadGenCpuS),
-    msgsPerCommit: m((s) => (s.commits ? s.sent / s.commits : 0)),
-    fsyncMs: m((s) => s.fsyncMs),
-    setupMs: m((s) => s.setup.totalMs),
-    setupKeysMs: m((s) => s.setup.keysMs),
-    setupAccountsMs: m((s) => s.setup.accountsMs),
-    setupLookupsMs: m((s) => s.setup.lookupsMs),
-    mismatchesTotal: samples.reduce((a, s) => a + s.verify.mismatches + s.verify.missing + s.verify.extra, 0),
+  const summarize = (list: Sample[]) => {
+    const m = (f: (s: Sample) => number) => median(list.map(f));
+    const walls = list.map((s) => s.wallMs);
+    return {
+      runs: list.length,
+      wallMs: m((s) => s.wallMs),
+      wallRangeMs: [Math.min(...walls), Math.max(...walls)],
+      wallToLastDecryptMs: m((s) => s.wallToLastDecryptMs),
+      msgsPerS: m((s) => s.msgsPerS),
+      sendToAckP50Ms: m((s) => s.sendToAckMs.p50),
+      sendToAckP99Ms: m((s) => s.sendToAckMs.p99),
+      sealP50Ms: m((s) => s.sealMs.p50),
+      sealP99Ms: m((s) => s.sealMs.p99),
+      wireToAckP50Ms: m((s) => s.wireToAckMs.p50),
+      wireToAckP99Ms: m((s) => s.wireToAckMs.p99),
+      sendToDecryptedP50Ms: m((s) => s.sendToDecryptedMs.p50),
+      sendToDecryptedP99Ms: m((s) => s.sendToDecryptedMs.p99),
+      openP50Ms: m((s) => s.openMs.p50),
+      openTotalS: m((s) => s.openTotalS),
+      serverCpuS: m((s) => s.serverCpuS),
+      loadGenCpuS: m((s) => s.loadGenCpuS),
+      msgsPerCommit: m((s) => (s.commits ? s.sent / s.commits : 0)),
+      fsyncMs: m((s) => s.fsyncMs),
+      setupMs: m((s) => s.setup.totalMs),
+      setupKeysMs: m((s) => s.setup.keysMs),
+      setupAccountsMs: m((s) => s.setup.accountsMs),
+      setupLookupsMs: m((s) => s.setup.lookupsMs),
+      incompleteRuns: list.filter((s) => !s.complete).length,
+      verify: {
+        inOrder: list.reduce((a, s) => a + s.verify.inOrder, 0),
+        expected: list.reduce((a, s) => a + s.verify.expected, 0),
+        mismatches: list.reduce((a, s) => a + s.verify.mismatches, 0),
+        missing: list.reduce((a, s) => a + s.verify.missing, 0),
+        extra: list.reduce((a, s) => a + s.verify.extra, 0),
+        rejected: list.reduce((a, s) => a + s.verify.rejected, 0),
+        recipients: list[0]?.verify.recipients ?? 0,
+      },
+    };
   };
-  const last = samples[samples.length - 1]!;
-  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`\nmedian of ${samples.length} run(s), ${servers} server, strictly sequential (one send in flight)`);
+  const summary = summarize(samples.inline);
+  const deferred = samples.deferred.length ? summarize(samples.deferred) : undefined;
+  const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const ms2 = (a: number, b: number) => `${a.toFixed(2)} / ${b.toFixed(2)} ms`;
+  const v = summary.verify;
+  console.log(
+    `\nmedian of ${summary.runs} run(s), ${servers} server, strictly sequential (one send in flight), ` +
+      'recipients online and decrypting (inline)',
+  );
   console.log(`  users (characters)        ${play.characters.size}`);
   console.log(`  messages (spoken lines)   ${play.messages.length}`);
   console.log(
-    `  setup, not timed          ${s(summary.setupMs)}: keys ${s(summary.setupKeysMs)}, ` +
-      `connect+register+login ${s(summary.setupAccountsMs)}, lookups ${s(summary.setupLookupsMs)}`,
+    `  setup, not timed          ${sec(summary.setupMs)}: keys ${sec(summary.setupKeysMs)}, ` +
+      `connect+register+login ${sec(summary.setupAccountsMs)}, lookups ${sec(summary.setupLookupsMs)}`,
   );
   console.log(
-    `  play, wall time           ${minSec(summary.wallMs)}  (${s(summary.wallMs)}; runs ` +
+    `  play, wall time           ${minSec(summary.wallMs)}  (${sec(summary.wallMs)}; runs ` +
       `${summary.wallRangeMs.map((x) => (x / 1000).toFixed(2)).join('-')} s; to the last decryption ` +
-      `${s(summary.wallToLastDecryptMs)})`,
+      `${sec(summary.wallToLastDecryptMs)})`,
   );
   console.log(`  msgs/s                    ${summary.msgsPerS.toFixed(0)}`);
   console.log(
-    `  send->ack p50 / p99       ${summary.sendToAckP50Ms.toFixed(2)} / ${summary.sendToAckP99Ms.toFixed(2)} ms` +
-      ` (seal ${summary.sealP50Ms.toFixed(2)} / ${summary.sealP99Ms.toFixed(2)} + wire and server ` +
-      `${summary.wireToAckP50Ms.toFixed(2)} / ${summary.wireToAckP99Ms.toFixed(2)})`,
+    `  send->ack p50 / p99       ${ms2(summary.sendToAckP50Ms, summary.sendToAckP99Ms)}: seal (sign+encrypt) ` +
+      `${ms2(summary.sealP50Ms, summary.sealP99Ms)}, then wire+server to the durable ack ` +
+      `${ms2(summary.wireToAckP50Ms, summary.wireToAckP99Ms)}`,
   );
   console.log(
-    `  send->decrypted p50 / p99 ${summary.sendToDecryptedP50Ms.toFixed(2)} / ${summary.sendToDecryptedP99Ms.toFixed(2)} ms` +
-      ` at the recipient; recipients spent ${summary.openTotalS.toFixed(2)} s verifying+decrypting ` +
-      `(p50 ${summary.openP50Ms.toFixed(2)} ms a line) on this process's thread`,
+    `  send->decrypted p50 / p99 ${ms2(summary.sendToDecryptedP50Ms, summary.sendToDecryptedP99Ms)} at the ` +
+      `recipient; frame->decrypted p50 ${summary.openP50Ms.toFixed(2)} ms, ${summary.openTotalS.toFixed(1)} s in all`,
   );
   console.log(
     `  CPU                       server ${summary.serverCpuS.toFixed(2)} s, load generator ` +
-      `${summary.loadGenCpuS.toFixed(2)} s (all clients); ${summary.msgsPerCommit.toFixed(2)} msgs/commit, ` +
-      `fsync ${summary.fsyncMs.toFixed(2)} ms`,
+      `${summary.loadGenCpuS.toFixed(2)} s (every client, one thread); ${summary.msgsPerCommit.toFixed(2)} ` +
+      `msgs/commit, fsync ${summary.fsyncMs.toFixed(2)} ms`,
   );
   console.log(
-    `  verified (last run)       ${last.verify.recipients} recipients, ${last.verify.inOrder}/${last.verify.expected} ` +
-      `lines received and decrypted in order; mismatches ${last.verify.mismatches}, missing ` +
-      `${last.verify.missing}, extra ${last.verify.extra}, rejected ${last.verify.rejected} ` +
-      `(all runs: ${summary.mismatchesTotal} mismatched/missing/extra)`,
+    `  verified                  ${v.recipients} recipients; ${v.inOrder}/${v.expected} lines received and ` +
+      `decrypted in order over ${summary.runs} run(s); mismatches ${v.mismatches}, missing ${v.missing}, ` +
+      `extra ${v.extra}, rejected ${v.rejected}`,
   );
-  console.log(`\nfor context, published figures from other machines, NOT measured here:`);
+  if (deferred) {
+    const d = deferred.verify;
+    console.log(
+      `\nsame play, recipients' decryption deferred until after the last ack (median of ${deferred.runs}):`,
+    );
+    console.log(
+      `  play ${minSec(deferred.wallMs)} (${sec(deferred.wallMs)}; inline/deferred ` +
+        `${(summary.wallMs / deferred.wallMs).toFixed(2)}), ${deferred.msgsPerS.toFixed(0)} msgs/s, ` +
+        `send->ack ${ms2(deferred.sendToAckP50Ms, deferred.sendToAckP99Ms)} (seal ` +
+        `${ms2(deferred.sealP50Ms, deferred.sealP99Ms)}, wire+server ` +
+        `${ms2(deferred.wireToAckP50Ms, deferred.wireToAckP99Ms)}); load generator ` +
+        `${deferred.loadGenCpuS.toFixed(2)} s CPU; all decrypted ${sec(deferred.wallToLastDecryptMs)} after the ` +
+        `first send; verified ${d.inOrder}/${d.expected}, mismatches ${d.mismatches + d.missing + d.extra}`,
+    );
+  }
+  console.log('\nfor context, published figures from other machines, NOT measured here:');
   console.log(`  ${PUBLISHED}`);
   console.log(
-    '  (those are Matrix homeservers sending 3287 unencrypted /send requests into one room, with users ' +
-      'registered lazily inside the timed run; here: 2875 end-to-end encrypted lines, setup excluded)',
+    `  (Matrix homeservers, ${play.publicBenchmark.requests} unencrypted /send requests into one room, ` +
+      `users registered lazily inside the timed run; here: ${play.messages.length} end-to-end encrypted ` +
+      'lines to their listeners, setup outside the timed part)',
   );
   loadAvg.end = loadavg()[0] ?? 0;
   console.log(`load average (1 min) at end: ${loadAvg.end.toFixed(2)}`);
@@ -530,7 +595,8 @@ async function main(): Promise<void> {
       settings: { runs, maxSendMs, drainMs: DRAIN_MS, limits: 'shipped defaults' },
       published: { figures: PUBLISHED, note: 'from other machines, not measured here' },
       summary,
-      runs: samples,
+      deferred,
+      runs: [...samples.inline, ...samples.deferred],
     }),
   );
   console.log(`\nwrote ${relative(process.cwd(), file)}`);

@@ -12,9 +12,7 @@ import { createServer, serverConfig } from '../../src/server/index.js';
 
 const domain = process.argv[2] ?? 'verona.test';
 const dir = await mkdtemp(join(process.env.PMB_BENCH_DIR ?? tmpdir(), 'pmb-romeo-'));
-const server = createServer(
-  serverConfig({ dataDir: dir, domain, registration: 'open', logLevel: 'silent' }),
-);
+const server = createServer(serverConfig({ dataDir: dir, domain, registration: 'open', logLevel: 'silent' }));
 await server.start();
 const say = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 say({ url: server.url, domain, dir });
