@@ -1,4 +1,16 @@
+import { decodeCbor, encodeCbor } from '../protocol/codec.js';
+import type { RecordSignature, SignedRecord } from '../protocol/records.js';
 import type { Db } from './db.js';
+
+/** A stored record as it travels: the payload bytes and the signature list. */
+export function storedToSigned(r: StoredRecord): SignedRecord {
+  return { payload: r.payload, sigs: decodeCbor(r.sigs) as RecordSignature[] };
+}
+
+/** The signature list as stored (CBOR). */
+export function encodeSigs(sigs: RecordSignature[]): Uint8Array {
+  return encodeCbor(sigs);
+}
 
 export interface StoredRecord {
   subject: string;
@@ -56,6 +68,38 @@ export class IdentityStore {
        ON CONFLICT(nick, domain) DO UPDATE SET fingerprint = excluded.fingerprint, seq = excluded.seq,
        expires = excluded.expires`,
       [nick, domain, fingerprint, seq, expires],
+    );
+  }
+
+  /** The server key pinned for a domain. */
+  domainKey(domain: string): string | undefined {
+    return this.db.get<{ fingerprint: string }>('SELECT fingerprint FROM domain_keys WHERE domain = ?', [
+      domain,
+    ])?.fingerprint;
+  }
+
+  pinDomainKey(domain: string, fingerprint: string, now: number): void {
+    this.db.run(
+      `INSERT INTO domain_keys(domain, fingerprint, pinned) VALUES (?, ?, ?)
+       ON CONFLICT(domain) DO UPDATE SET fingerprint = excluded.fingerprint, pinned = excluded.pinned`,
+      [domain, fingerprint, now],
+    );
+  }
+
+  recordConflict(
+    c: { subject: string; seq: number; payload: Uint8Array; sigs: Uint8Array; reason: string },
+    now: number,
+  ): void {
+    this.db.run(
+      'INSERT INTO record_conflicts(subject, seq, payload, sigs, reason, seen) VALUES (?, ?, ?, ?, ?, ?)',
+      [c.subject, c.seq, c.payload, c.sigs, c.reason, now],
+    );
+  }
+
+  conflicts(subject: string): { seq: number; reason: string }[] {
+    return this.db.all<{ seq: number; reason: string }>(
+      'SELECT seq, reason FROM record_conflicts WHERE subject = ? ORDER BY rowid',
+      [subject],
     );
   }
 

@@ -74,6 +74,26 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX mailbox_by_message ON mailbox(message);
   CREATE INDEX messages_by_received ON messages(received);
   `,
+  `
+  -- domain -> the server key pinned for it (first seen through discovery or gossip; moved only by a
+  -- server record signed by the old key).
+  CREATE TABLE domain_keys (
+    domain TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL REFERENCES identities(fingerprint),
+    pinned INTEGER NOT NULL
+  );
+  -- Records that contradict a held chain: kept as evidence (a stolen key or a misbehaving server).
+  CREATE TABLE record_conflicts (
+    rowid INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    sigs BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    seen INTEGER NOT NULL
+  );
+  CREATE INDEX record_conflicts_by_subject ON record_conflicts(subject);
+  `,
 ];
 
 export function migrate(db: Db): number {

@@ -1,7 +1,7 @@
 import { answersMatch, challengeAnswer } from '../../crypto/index.js';
 import { PmbError } from '../../protocol/errors.js';
 import { LoginFinish } from '../../protocol/frames.js';
-import { storedToSigned } from '../records.js';
+import { storedToSigned } from '../../store/index.js';
 import type { Router } from '../router.js';
 
 export function register(router: Router): void {

@@ -1,7 +1,7 @@
 import { PmbError } from '../../protocol/errors.js';
 import { Lookup } from '../../protocol/frames.js';
 import { fingerprint as fingerprintSchema, parseAddress } from '../../protocol/schemas.js';
-import { storedToSigned } from '../records.js';
+import { storedToSigned } from '../../store/index.js';
 import type { Router } from '../router.js';
 
 export function register(router: Router): void {

@@ -9,7 +9,7 @@ import { PmbError } from '../../protocol/errors.js';
 import { Register } from '../../protocol/frames.js';
 import { BINDING_TTL_MS, bindingBody } from '../../protocol/records.js';
 import { NICKNAME_RE } from '../../protocol/schemas.js';
-import { encodeSigs } from '../records.js';
+import { encodeSigs } from '../../store/index.js';
 import type { Router } from '../router.js';
 
 /** Clock skew tolerated on a binding's expiry. */
