@@ -1,11 +1,11 @@
-import * as openpgp from 'openpgp';
 import { equalBytes, sha256 } from '../protocol/bytes.js';
 import { decodeCanonicalCbor } from '../protocol/codec.js';
 import { PmbError } from '../protocol/errors.js';
 import { type RecordPayload, recordPayload, type SignedRecord, signedRecord } from '../protocol/records.js';
-import { pgpConfig, verificationDate } from './config.js';
+import { verificationDate } from './config.js';
 import { encodeMap } from './encode.js';
 import type { Identity, PublicIdentity } from './keys.js';
+import { signBytes, verifyBytes } from './signature.js';
 
 const MAX_SIGS = 4;
 const MAX_PAYLOAD_BYTES = 4096;
@@ -30,7 +30,7 @@ export async function createRecord(
   if (bytes.length > MAX_PAYLOAD_BYTES) {
     throw new PmbError('bad_record', `Record payloads are at most ${MAX_PAYLOAD_BYTES} bytes`);
   }
-  return { payload: bytes, sigs: [{ by: signer.fingerprint, sig: await signDetached(signer, bytes) }] };
+  return { payload: bytes, sigs: [{ by: signer.fingerprint, sig: await signBytes(signer, bytes) }] };
 }
 
 /**
@@ -42,7 +42,7 @@ export async function cosignRecord(signer: Identity, record: SignedRecord): Prom
   const others = record.sigs.filter((s) => s.by !== signer.fingerprint);
   if (others.length >= MAX_SIGS)
     throw new PmbError('bad_record', `A record carries at most ${MAX_SIGS} signatures`);
-  const sig = await signDetached(signer, record.payload);
+  const sig = await signBytes(signer, record.payload);
   return { payload: record.payload, sigs: [...others, { by: signer.fingerprint, sig }] };
 }
 
@@ -125,38 +125,11 @@ export function checkChainLink(
   return 'fork';
 }
 
-async function signDetached(signer: Identity, bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-  const message = await openpgp.createMessage({ binary: bytes });
-  const sig = await openpgp.sign({
-    message,
-    signingKeys: signer.privateKey,
-    detached: true,
-    format: 'binary',
-    config: pgpConfig,
-  });
-  return new Uint8Array(sig);
-}
-
 /** True when one of the signatures listed under `key`'s fingerprint verifies with that key. */
 async function signedBy(record: SignedRecord, key: PublicIdentity, date: Date): Promise<boolean> {
   for (const { by, sig } of record.sigs) {
-    if (by !== key.fingerprint) continue;
-    try {
-      const signature = await openpgp.readSignature({ binarySignature: sig, config: pgpConfig });
-      const message = await openpgp.createMessage({ binary: record.payload });
-      await openpgp.verify({
-        message,
-        signature,
-        verificationKeys: key.publicKey,
-        expectSigned: true,
-        format: 'binary',
-        date,
-        config: pgpConfig,
-      });
-      return true;
-    } catch {
-      // An invalid signature is as good as none; another entry may still verify.
-    }
+    // An invalid signature is as good as none; another entry may still verify.
+    if (by === key.fingerprint && (await verifyBytes(key, record.payload, sig, date))) return true;
   }
   return false;
 }

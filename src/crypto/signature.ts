@@ -6,6 +6,44 @@ import type { Identity, PublicIdentity } from './keys.js';
 /** Largest armored detached signature read before parsing (an Ed25519 one is about 300 characters). */
 const MAX_ARMORED_SIGNATURE_CHARS = 8 * 1024;
 
+/** A binary detached OpenPGP signature over `data` (records, server-to-server proofs). */
+export async function signBytes(signer: Identity, data: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  const message = await openpgp.createMessage({ binary: data });
+  const sig = await openpgp.sign({
+    message,
+    signingKeys: signer.privateKey,
+    detached: true,
+    format: 'binary',
+    config: pgpConfig,
+  });
+  return new Uint8Array(sig);
+}
+
+/** True when `sig` is a valid binary detached signature over `data` by `key`; false for anything else. */
+export async function verifyBytes(
+  key: PublicIdentity,
+  data: Uint8Array,
+  sig: Uint8Array,
+  date: Date = verificationDate(),
+): Promise<boolean> {
+  try {
+    const signature = await openpgp.readSignature({ binarySignature: sig, config: pgpConfig });
+    const message = await openpgp.createMessage({ binary: data });
+    await openpgp.verify({
+      message,
+      signature,
+      verificationKeys: key.publicKey,
+      expectSigned: true,
+      format: 'binary',
+      date,
+      config: pgpConfig,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * An armored detached OpenPGP signature over `data`, as `gpg --armor --detach-sign` makes: for files
  * such as a release manifest, checked with verifyDetachedSignature (or gpg --verify).
