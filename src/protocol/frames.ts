@@ -25,7 +25,7 @@ const requestId = z
   .min(0)
   .max(2 ** 32 - 1);
 
-function method<Name extends string, P extends z.ZodRawShape, R extends z.ZodRawShape>(
+export function method<Name extends string, P extends z.ZodRawShape, R extends z.ZodRawShape>(
   name: Name,
   def: { params: P; result: R; errors: ErrorCode[]; auth: boolean; summary: string },
 ) {
