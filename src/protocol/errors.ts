@@ -48,6 +48,12 @@ export const ERROR_CODES = {
   storage_full: { status: 507, close: 1011, text: 'The server cannot store more right now' },
   unavailable: { status: 503, close: 1013, text: 'The server is shutting down or overloaded' },
   timeout: { status: 504, close: 1011, text: 'The request timed out' },
+  unreachable: { status: 502, close: 1014, text: 'Another server could not be reached' },
+  bad_server: {
+    status: 502,
+    close: 1014,
+    text: 'Another server answered with an invalid or inconsistent discovery document',
+  },
   forbidden: { status: 403, close: 1008, text: 'Not allowed' },
   bad_request: { status: 400, close: 1008, text: 'Bad request' },
   internal: { status: 500, close: 1011, text: 'Internal error' },

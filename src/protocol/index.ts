@@ -1,5 +1,6 @@
 export * from './bytes.js';
 export * from './codec.js';
+export * from './discovery.js';
 export * from './errors.js';
 export * from './frames.js';
 export * from './limits.js';

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { armorPublicKey } from '../crypto/index.js';
 import { equalBytes, utf8 } from '../protocol/bytes.js';
+import { type DiscoveryDocument, WELL_KNOWN_PATH } from '../protocol/discovery.js';
 import { fromError } from '../protocol/errors.js';
 import { PROTOCOL_VERSIONS, SUBPROTOCOLS } from '../protocol/version.js';
 import { takeSnapshot } from './backup.js';
@@ -20,17 +21,7 @@ export interface HttpDeps {
 export function createHttpApp({ ctx, gateway, adminToken, publicUrl }: HttpDeps): Hono {
   const app = new Hono();
 
-  app.get('/.well-known/pmb', (c) =>
-    c.json({
-      versions: PROTOCOL_VERSIONS,
-      domain: ctx.config.domain,
-      fingerprint: ctx.identity.fingerprint,
-      publicKey: armorPublicKey(ctx.identity),
-      websocket: publicUrl(),
-      subprotocols: Object.values(SUBPROTOCOLS),
-      registration: ctx.config.registration,
-    }),
-  );
+  app.get(WELL_KNOWN_PATH, (c) => c.json(discoveryDocumentOf(ctx, publicUrl())));
 
   app.get('/health', (c) =>
     c.json({
@@ -79,4 +70,17 @@ export function createHttpApp({ ctx, gateway, adminToken, publicUrl }: HttpDeps)
 
   app.notFound((c) => c.json({ error: { code: 'not_found', message: 'Not found' } }, 404));
   return app;
+}
+
+/** This server's `/.well-known/pmb` document (docs/protocol.md 2.1; schema: discoveryDocument). */
+export function discoveryDocumentOf(ctx: Context, websocket: string): DiscoveryDocument {
+  return {
+    versions: [...PROTOCOL_VERSIONS],
+    domain: ctx.config.domain,
+    fingerprint: ctx.identity.fingerprint,
+    publicKey: armorPublicKey(ctx.identity),
+    websocket,
+    subprotocols: Object.values(SUBPROTOCOLS),
+    registration: ctx.config.registration,
+  };
 }

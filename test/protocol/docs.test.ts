@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { before, describe, it } from 'node:test';
 import type { z } from 'zod';
+import { discoveryDocument } from '../../src/protocol/discovery.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { METHODS, PUSHES } from '../../src/protocol/frames.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
@@ -94,6 +95,12 @@ describe('docs/protocol.md', () => {
       }
     }
     assert.deepEqual(problems, []);
+  });
+
+  it('lists every field of the /.well-known/pmb document in 2.1 Discovery', () => {
+    const text = section(doc, '2.1 Discovery') ?? '';
+    const missing = Object.keys(discoveryDocument.shape).filter((f) => !text.includes(`| ${code(f)} |`));
+    assert.deepEqual(missing, []);
   });
 
   it('names every limit with its default', () => {
