@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { addResolveEntry, parseResolveEntries, ResolveError } from '../federation/resolve.js';
 import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
 import { DOMAIN_RE } from '../protocol/schemas.js';
 import type { RegistrationPolicy, ServerConfig } from '../server/config.js';
@@ -35,6 +36,8 @@ export interface PmbConfig {
   acme: AcmeSettings | undefined;
   /** Take the client address from X-Forwarded-For (behind nginx/Caddy on the same box). */
   trustProxy: boolean;
+  /** Where other servers' domains are, instead of DNS: domain -> `host:port` (http) or `https://host:port`. */
+  resolve: Record<string, string>;
   limits: Limits;
 }
 
@@ -63,6 +66,8 @@ export interface ConfigFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustProxy?: boolean;
+  /** --resolve, repeatable: `domain=host:port` each. */
+  resolve?: string[];
 }
 
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
@@ -202,6 +207,36 @@ const domains: Parse<string[]> = (v, where) => {
   });
 };
 
+/**
+ * The resolve map: a TOML table (`"b.test" = "127.0.0.1:8448"`), or `domain=target` entries: comma-separated
+ * in PMB_RESOLVE, one per --resolve flag.
+ */
+const resolveMap: Parse<Record<string, string>> = (v, where) => {
+  try {
+    if (typeof v === 'string') return parseResolveEntries([v]);
+    if (Array.isArray(v) && v.every((e) => typeof e === 'string')) return parseResolveEntries(v);
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Date) {
+      throw new ResolveError(`${show(v)} is not a table of "domain" = "host:port"`);
+    }
+    const map: Record<string, string> = {};
+    for (const [d, target] of Object.entries(v)) {
+      if (typeof target !== 'string') {
+        const nested = target !== null && typeof target === 'object';
+        throw new ResolveError(
+          nested
+            ? `"${d}" is a table: quote domain names that hold dots, like "b.test" = "127.0.0.1:8448"`
+            : `${d} = ${show(target)}: the target is a string like "127.0.0.1:8448"`,
+        );
+      }
+      addResolveEntry(map, d, target);
+    }
+    return map;
+  } catch (err) {
+    if (err instanceof ResolveError) throw new ConfigError(`${where}: ${err.message}`);
+    throw err;
+  }
+};
+
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 const LIMIT_KEYS = Object.keys(DEFAULT_LIMITS) as (keyof Limits)[];
@@ -242,6 +277,7 @@ const SETTINGS = {
   'tls.cert': { key: 'tls.cert', env: 'PMB_TLS_CERT', flag: 'tlsCert', parse: path },
   'tls.key': { key: 'tls.key', env: 'PMB_TLS_KEY', flag: 'tlsKey', parse: path },
   trust_proxy: { key: 'trust_proxy', env: 'PMB_TRUST_PROXY', flag: 'trustProxy', parse: bool },
+  resolve: { key: 'resolve', env: 'PMB_RESOLVE', flag: 'resolve', parse: resolveMap },
   'acme.email': { key: 'acme.email', env: 'PMB_ACME_EMAIL', parse: email },
   'acme.directory': { key: 'acme.directory', env: 'PMB_ACME_DIRECTORY', parse: httpsUrl },
   'acme.domains': { key: 'acme.domains', env: 'PMB_ACME_DOMAINS', parse: domains },
@@ -402,6 +438,7 @@ export function resolveConfig(opts: ResolveOptions = {}): ResolvedConfig {
     tls: undefined,
     acme: undefined,
     trustProxy: get(SETTINGS.trust_proxy, false),
+    resolve: get(SETTINGS.resolve, {}),
     limits: { ...DEFAULT_LIMITS },
   };
   const cert = get<string | undefined>(SETTINGS['tls.cert'], undefined);
@@ -439,6 +476,7 @@ export function defaultConfig(dataDir: string): PmbConfig {
     tls: undefined,
     acme: undefined,
     trustProxy: false,
+    resolve: {},
     limits: { ...DEFAULT_LIMITS },
   };
 }
@@ -462,6 +500,7 @@ export function configEntries(resolved: ResolvedConfig): { key: string; value: u
     'acme.http_port': config.acme?.httpPort,
     'acme.ca_file': config.acme?.caFile,
     trust_proxy: config.trustProxy,
+    resolve: config.resolve,
   };
   for (const k of LIMIT_KEYS) values[`limits.${snake(k)}`] = config.limits[k];
   return CONFIG_KEYS.map((key) => ({
@@ -481,6 +520,7 @@ export function toServerConfig(config: PmbConfig): ServerConfig {
     registration: config.registration,
     logLevel: config.logLevel,
     limits: { ...config.limits },
+    resolve: { ...config.resolve },
     ...(config.tls ? { tls: config.tls } : {}),
     ...(config.acme && !config.tls
       ? {

@@ -21,7 +21,17 @@ export function configOptions(cmd: Command, opts: { serverFlags?: boolean } = {}
     .option('--public-url <url>', 'address clients should use, e.g. wss://pmb.example.org')
     .option('--tls-cert <file>', 'PEM certificate: serve https:// and wss:// (needs --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
-    .option('--trust-proxy', 'take client addresses from X-Forwarded-For (behind a local reverse proxy)');
+    .option('--trust-proxy', 'take client addresses from X-Forwarded-For (behind a local reverse proxy)')
+    .option(
+      '--resolve <domain=host:port>',
+      "where a domain's server is, instead of DNS (repeatable; host:port is http, https://host:port is https)",
+      collect,
+    );
+}
+
+/** Commander's parser for a repeatable option: every value, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** Resolves the configuration once; a bad value is a usage error naming its source. */

@@ -31,6 +31,11 @@ export interface ServerConfig {
   publicUrl?: string;
   /** Take the client address from X-Forwarded-For: only when a local reverse proxy is the only way in. */
   trustProxy?: boolean;
+  /**
+   * Where other servers' domains are, instead of DNS (tests, offline setups): domain -> `host:port` (http)
+   * or `https://host:port`. Checked by src/federation/resolve.ts.
+   */
+  resolve: Record<string, string>;
 }
 
 export function serverConfig(partial: Partial<ServerConfig> & Pick<ServerConfig, 'dataDir'>): ServerConfig {
@@ -40,6 +45,7 @@ export function serverConfig(partial: Partial<ServerConfig> & Pick<ServerConfig,
     port: 0,
     registration: 'invite',
     ...partial,
+    resolve: { ...partial.resolve },
     limits: { ...DEFAULT_LIMITS, ...partial.limits },
   };
 }

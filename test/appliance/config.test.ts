@@ -29,6 +29,7 @@ describe('configuration', () => {
       tls: undefined,
       acme: undefined,
       trustProxy: false,
+      resolve: {},
       limits: DEFAULT_LIMITS,
     });
     assert.deepEqual(r.files, []);
@@ -106,7 +107,7 @@ describe('configuration', () => {
     const shown = Object.fromEntries(configEntries(fl).map((x) => [x.key, x]));
     assert.equal(shown.port?.value, 0);
     assert.equal(shown['limits.max_depth']?.origin.from, 'PMB_LIMITS_MAX_DEPTH');
-    assert.equal(Object.keys(shown).length, 15 + Object.keys(DEFAULT_LIMITS).length);
+    assert.equal(Object.keys(shown).length, 16 + Object.keys(DEFAULT_LIMITS).length);
   });
 
   it('acme: enabled by acme.email, with defaults and checked values', () => {
@@ -221,8 +222,8 @@ describe('configuration', () => {
       () => resolveConfig(opts),
       /unknown key "limits.max_frame_byte" \(did you mean "limits.max_frame_bytes"\?\)/,
     );
-    await writeFile(file, 'resolve = { "b.test" = "127.0.0.1:1" }\n');
-    assert.throws(() => resolveConfig(opts), /unknown key "resolve" \(known keys: data_dir, domain/);
+    await writeFile(file, 'neighbours = { "b.test" = "127.0.0.1:1" }\n');
+    assert.throws(() => resolveConfig(opts), /unknown key "neighbours" \(known keys: data_dir, domain/);
     await writeFile(file, 'tls = "yes"\n');
     assert.throws(() => resolveConfig(opts), /unknown key "tls"/);
     // data_dir cannot move the data dir from inside it.
@@ -233,6 +234,66 @@ describe('configuration', () => {
       () => resolveConfig({ systemFile: NO_SYSTEM_FILE, flags: { dataDir } }),
       /data_dir cannot be set in the data dir's own config file/,
     );
+  });
+
+  it('resolve: a map of domain -> host:port from the file, PMB_RESOLVE or repeated --resolve', async () => {
+    await using dir = await tempDir();
+    const file = join(dir.path, 'pmb.toml');
+    const opts = { systemFile: NO_SYSTEM_FILE };
+    await writeFile(
+      file,
+      ['[resolve]', '"b.test" = "127.0.0.1:8448"', '"C.Test" = "https://[::1]:8449/"', ''].join('\n'),
+    );
+    const f = resolveConfig({ ...opts, flags: { config: file } });
+    assert.deepEqual(f.config.resolve, { 'b.test': '127.0.0.1:8448', 'c.test': 'https://[::1]:8449' });
+    assert.deepEqual(f.origins.resolve, { source: 'file', from: file });
+    assert.deepEqual(toServerConfig(f.config).resolve, f.config.resolve);
+    const shown = configEntries(f).find((e) => e.key === 'resolve');
+    assert.deepEqual(shown?.value, f.config.resolve);
+
+    // A higher layer replaces the whole map.
+    const env = { PMB_CONFIG: file, PMB_RESOLVE: 'b.test=127.0.0.1:9001, d.test=http://pmb-d.lan:8447' };
+    const e = resolveConfig({ ...opts, env });
+    assert.deepEqual(e.config.resolve, { 'b.test': '127.0.0.1:9001', 'd.test': 'pmb-d.lan:8447' });
+    assert.deepEqual(e.origins.resolve, { source: 'env', from: 'PMB_RESOLVE' });
+    const fl = resolveConfig({
+      ...opts,
+      env,
+      flags: { resolve: ['b.test=127.0.0.1:1', 'e.test=127.0.0.1:2'] },
+    });
+    assert.deepEqual(fl.config.resolve, { 'b.test': '127.0.0.1:1', 'e.test': '127.0.0.1:2' });
+    assert.deepEqual(fl.origins.resolve, { source: 'flag', from: '--resolve' });
+
+    const bad: [Parameters<typeof resolveConfig>[0], RegExp][] = [
+      [{ flags: { resolve: ['b.test=127.0.0.1'] } }, /^ConfigError: --resolve: "127.0.0.1" has no port/],
+      [{ flags: { resolve: ['b.test'] } }, /--resolve: "b.test" is not domain=host:port/],
+      [{ flags: { resolve: ['b.test=1.2.3.4:1', 'b.test=1.2.3.4:2'] } }, /--resolve: b.test is given twice/],
+      [{ env: { PMB_RESOLVE: 'b_x=127.0.0.1:1' } }, /PMB_RESOLVE: "b_x" is not a domain name/],
+      [
+        { env: { PMB_RESOLVE: 'b.test=127.0.0.1:70000' } },
+        /PMB_RESOLVE: "127.0.0.1:70000": the port must be 1-65535/,
+      ],
+      [
+        { env: { PMB_RESOLVE: 'b.test=ws://[::1]:1' } },
+        /PMB_RESOLVE: "ws:\/\/\[::1\]:1": the scheme may only be/,
+      ],
+    ];
+    for (const [o, message] of bad) assert.throws(() => resolveConfig({ ...opts, ...o }), message);
+
+    const inFile: [string, RegExp][] = [
+      ['[resolve]\nb.test = "127.0.0.1:1"\n', /"b" is a table: quote domain names that hold dots/],
+      ['[resolve]\n"b.test" = 8448\n', /b.test = 8448: the target is a string/],
+      ['resolve = 5\n', /5 is not a table of "domain" = "host:port"/],
+      ['[resolve]\n"b.test" = "300.0.0.1:1"\n', /300.0.0.1 is not an IPv4 address/],
+    ];
+    for (const [text, message] of inFile) {
+      await writeFile(file, text);
+      assert.throws(
+        () => resolveConfig({ ...opts, flags: { config: file } }),
+        (err: Error) => err.message.startsWith(`resolve in ${file}: `) && message.test(err.message),
+        text,
+      );
+    }
   });
 
   it('makes a usable default domain from any hostname', () => {

@@ -102,6 +102,28 @@ describe('pmb init, config show, doctor', () => {
     assert.equal(bad.stderr.trim(), `pmb: ${main}: unknown key "prot" (did you mean "port"?)`);
   });
 
+  it('config show takes --resolve repeated, and names the flag of a bad one', async () => {
+    await using home = await tempDir('pmb-cli-');
+    const dataDir = join(home.path, 'data');
+    const args = ['config', 'show', '--data-dir', dataDir, '--json'];
+    const shown = await runPmb(
+      [...args, '--resolve', 'b.test=127.0.0.1:8448', '--resolve', 'c.test=https://[::1]:8449'],
+      home.path,
+    );
+    assert.equal(shown.code, 0, shown.stderr);
+    const { settings } = JSON.parse(shown.stdout) as {
+      settings: Record<string, { value: unknown; from: string }>;
+    };
+    assert.deepEqual(settings.resolve, {
+      value: { 'b.test': '127.0.0.1:8448', 'c.test': 'https://[::1]:8449' },
+      source: 'flag',
+      from: '--resolve',
+    });
+    const bad = await runPmb([...args, '--resolve', 'b.test=127.0.0.1'], home.path);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--resolve: \\?"127.0.0.1\\?" has no port/);
+  });
+
   it('pmb init without a terminal names the missing or bad answer', async () => {
     await using home = await tempDir('pmb-cli-');
     const dataDir = join(home.path, 'data');

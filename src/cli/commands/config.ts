@@ -30,7 +30,7 @@ Order (later wins): default <- config file (--config, $PMB_CONFIG or /etc/pmb/pm
       }
       print(ctx, `Config files: ${resolved.files.length > 0 ? resolved.files.join(', ') : 'none'}`);
       const width = Math.max(...entries.map((e) => e.key.length));
-      const shown = entries.map((e) => (e.value === undefined ? '(unset)' : String(e.value)));
+      const shown = entries.map((e) => showValue(e.value));
       const valueWidth = Math.min(48, Math.max(...shown.map((v) => v.length)));
       entries.forEach((e, i) => {
         const where =
@@ -40,4 +40,14 @@ Order (later wins): default <- config file (--config, $PMB_CONFIG or /etc/pmb/pm
         print(ctx, `${e.key.padEnd(width)}  ${shown[i]!.padEnd(valueWidth)}  ${where}`);
       });
     });
+}
+
+/** One setting's value as text: tables (the resolve map) as `key=value` pairs. */
+function showValue(value: unknown): string {
+  if (value === undefined) return '(unset)';
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const pairs = Object.entries(value).map(([k, v]) => `${k}=${String(v)}`);
+    return pairs.length > 0 ? pairs.join(',') : '(none)';
+  }
+  return String(value);
 }
