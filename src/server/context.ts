@@ -1,4 +1,5 @@
 import type { Identity, PublicIdentity } from '../crypto/index.js';
+import type { Discovery } from '../federation/discovery.js';
 import type { Store } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { Delivery } from './delivery.js';
@@ -17,4 +18,6 @@ export interface Context {
   publicIdentity(fingerprint: string): Promise<PublicIdentity | undefined>;
   /** Logins waiting for their answer. */
   readonly pendingLogins: PendingLogins;
+  /** Other servers by domain: resolve map, else DNS; checked and cached. */
+  readonly discovery: Discovery;
 }

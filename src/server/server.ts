@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
+import { Discovery } from '../federation/discovery.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
 import { openStore, type Store } from '../store/index.js';
 import { AcmeManager, acmeFiles } from './acme.js';
@@ -51,6 +52,8 @@ export function createServer(
   const log = opts.log ?? createLogger(config.logLevel);
   const router = new Router();
   registerCoreHandlers(router);
+  // A bad resolve entry fails here, before anything is opened.
+  const discovery = new Discovery({ resolve: config.resolve ?? {}, now: config.now ?? Date.now });
   let store: Store | undefined;
   let ctx: Context | undefined;
   let gateway: Gateway | undefined;
@@ -107,6 +110,7 @@ export function createServer(
         delivery: new Delivery(store, config.limits.deliveryWindow, log),
         now,
         pendingLogins: new PendingLogins(config.limits),
+        discovery,
         async publicIdentity(fp) {
           const hit = keyCache.get(fp);
           if (hit) return hit;
