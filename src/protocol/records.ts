@@ -6,7 +6,15 @@ import { bytes, domain, fingerprint, nickname, timestamp, uint } from './schemas
  * SHA-256 of the previous payload and carries the next sequence number. For one (subject, kind) the valid
  * record with the highest seq wins. The payload travels as the exact CBOR bytes that were signed.
  */
-export const RECORD_KINDS = ['binding', 'location', 'devices', 'revocation', 'recovery', 'profile', 'server'] as const;
+export const RECORD_KINDS = [
+  'binding',
+  'location',
+  'devices',
+  'revocation',
+  'recovery',
+  'profile',
+  'server',
+] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 export const bindingBody = z.object({
@@ -20,7 +28,12 @@ export const revocationBody = z.object({ reason: z.string().max(200) });
 /** A server's own record (subject = the server key): its domain and where to reach it. */
 export const serverBody = z.object({
   domain,
-  endpoints: z.object({ ws: z.string().max(300).regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL') }),
+  endpoints: z.object({
+    ws: z
+      .string()
+      .max(300)
+      .regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL'),
+  }),
   onion: z.string().max(100).optional(),
 });
 export type ServerBody = z.infer<typeof serverBody>;
