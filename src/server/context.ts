@@ -1,5 +1,7 @@
 import type { Identity, PublicIdentity } from '../crypto/index.js';
 import type { Discovery } from '../federation/discovery.js';
+import type { Links } from '../federation/links.js';
+import type { SignedRecord } from '../protocol/records.js';
 import type { Store } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { Delivery } from './delivery.js';
@@ -20,4 +22,8 @@ export interface Context {
   readonly pendingLogins: PendingLogins;
   /** Other servers by domain: resolve map, else DNS; checked and cached. */
   readonly discovery: Discovery;
+  /** This server's current server record (docs/federation.md); set once the server listens. */
+  serverRecord: SignedRecord | undefined;
+  /** Links to other servers, one per peer domain. */
+  readonly links: Links;
 }

@@ -5,6 +5,7 @@ import { randomBytes, toHex } from '../protocol/bytes.js';
 import { codecForSubprotocol, nestingDepth } from '../protocol/codec.js';
 import { fromError, PmbError } from '../protocol/errors.js';
 import { Hello, METHODS_BY_NAME } from '../protocol/frames.js';
+import { S2S_SUBPROTOCOL } from '../protocol/s2s.js';
 import { SUBPROTOCOLS } from '../protocol/version.js';
 import { clientAddress } from './client-address.js';
 import type { Context } from './context.js';
@@ -13,6 +14,11 @@ import { Session } from './session.js';
 
 /** After this many rule breaks (rate, bad frames) in a row the connection is closed. */
 const MAX_VIOLATIONS = 20;
+
+export interface GatewayOptions {
+  /** A socket opened with S2S_SUBPROTOCOL (another server): handed over once upgraded. */
+  onServerLink?: (ws: WebSocket, address: string) => void;
+}
 
 /**
  * The WebSocket side of the server: accepts connections, enforces the wire limits, decodes and
@@ -28,6 +34,7 @@ export class Gateway {
   constructor(
     private readonly ctx: Context,
     private readonly router: Router,
+    private readonly opts: GatewayOptions = {},
   ) {
     const { limits } = ctx.config;
     this.#wss = new WebSocketServer({
@@ -36,6 +43,7 @@ export class Gateway {
       perMessageDeflate: false,
       handleProtocols: (protocols) => {
         for (const p of protocols) if (codecForSubprotocol(p)) return p;
+        if (opts.onServerLink && protocols.has(S2S_SUBPROTOCOL)) return S2S_SUBPROTOCOL;
         return false;
       },
     });
@@ -74,7 +82,8 @@ export class Gateway {
       .split(',')
       .map((p) => p.trim())
       .filter(Boolean);
-    if (offered.length > 0 && !offered.some((p) => codecForSubprotocol(p))) {
+    const serverLink = this.opts.onServerLink !== undefined && offered.includes(S2S_SUBPROTOCOL);
+    if (offered.length > 0 && !serverLink && !offered.some((p) => codecForSubprotocol(p))) {
       refuse(400, `Bad Request: subprotocol must be one of ${Object.values(SUBPROTOCOLS).join(', ')}`);
       return;
     }
@@ -84,7 +93,18 @@ export class Gateway {
       return;
     }
     this.#perAddress.set(address, count + 1);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, address));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      if (ws.protocol === S2S_SUBPROTOCOL && this.opts.onServerLink) {
+        ws.on('close', () => this.#release(address));
+        this.opts.onServerLink(ws, address);
+      } else this.#accept(ws, address);
+    });
+  }
+
+  #release(address: string): void {
+    const n = (this.#perAddress.get(address) ?? 1) - 1;
+    if (n <= 0) this.#perAddress.delete(address);
+    else this.#perAddress.set(address, n);
   }
 
   #accept(ws: WebSocket, address: string): void {
@@ -119,9 +139,7 @@ export class Gateway {
         this.ctx.pendingLogins.release(session.address);
       }
       this.ctx.delivery.detach(session);
-      const n = (this.#perAddress.get(address) ?? 1) - 1;
-      if (n <= 0) this.#perAddress.delete(address);
-      else this.#perAddress.set(address, n);
+      this.#release(address);
     });
   }
 

@@ -5,6 +5,8 @@ import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
 import { Discovery } from '../federation/discovery.js';
+import { Links, type LinksOptions } from '../federation/links.js';
+import { ensureOwnServerRecord } from '../federation/server-records.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
 import { openStore, type Store } from '../store/index.js';
 import { AcmeManager, acmeFiles } from './acme.js';
@@ -47,6 +49,8 @@ export function createServer(
     log?: Logger;
     /** Adds HTTP routes (first-run setup, appliance admin routes) once the context exists. */
     routes?: (app: Hono, ctx: Context) => void;
+    /** Server links: handshake timeout, reconnect backoff (tests shorten them). */
+    links?: LinksOptions;
   } = {},
 ): PmbServer {
   const log = opts.log ?? createLogger(config.logLevel);
@@ -57,6 +61,7 @@ export function createServer(
   let store: Store | undefined;
   let ctx: Context | undefined;
   let gateway: Gateway | undefined;
+  let links: Links | undefined;
   let http: Listener | undefined;
   let stopListener = () => {};
   let adminToken = '';
@@ -111,6 +116,10 @@ export function createServer(
         now,
         pendingLogins: new PendingLogins(config.limits),
         discovery,
+        serverRecord: undefined,
+        get links() {
+          return links as Links;
+        },
         async publicIdentity(fp) {
           const hit = keyCache.get(fp);
           if (hit) return hit;
@@ -122,7 +131,9 @@ export function createServer(
           return key;
         },
       };
-      gateway = new Gateway(ctx, router);
+      links = new Links(ctx, opts.links);
+      const linksNow = links;
+      gateway = new Gateway(ctx, router, { onServerLink: (ws, address) => linksNow.accept(ws, address) });
       const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: () => config.publicUrl ?? urlOf() });
       opts.routes?.(app, ctx);
       const gw = gateway;
@@ -147,6 +158,13 @@ export function createServer(
           http!.listen(config.port, config.host, () => resolve());
         });
         port = (http.address() as AddressInfo).port;
+        // What other servers learn of this one: its domain and where to reach it.
+        ctx!.serverRecord = await ensureOwnServerRecord(
+          openedStore,
+          identity,
+          { domain: config.domain, endpoints: { ws: config.publicUrl ?? urlOf() } },
+          now(),
+        );
         gw.start();
         // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
         await writeFile(
@@ -219,6 +237,7 @@ export function createServer(
       await acme?.close();
       acme = undefined;
       stopListener();
+      await links?.close();
       await gateway?.close();
       if (http) {
         http.closeAllConnections?.();
@@ -227,6 +246,7 @@ export function createServer(
       store?.close();
       if (store) await rm(join(config.dataDir, 'server.json'), { force: true });
       gateway = undefined;
+      links = undefined;
       http = undefined;
       store = undefined;
     },

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createRecord, generateIdentity, type Identity } from '../../src/crypto/index.js';
+import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
+import { randomBytes } from '../../src/protocol/bytes.js';
+import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';
+import type { PmbServer } from '../../src/server/index.js';
+import { startNetwork, type TestNetwork } from '../helpers/network.js';
+import { type Frame, RawPeer } from '../helpers/raw.js';
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A raw s2s.hello as `server` (its identity and record) to `to`; returns the peer and the hello.ok frame. */
+async function rawHello(
+  to: PmbServer,
+  as: { identity: Identity; record: unknown },
+): Promise<{ peer: RawPeer; ok: Frame; nonce: Uint8Array }> {
+  const peer = await RawPeer.open(to.url, 'cbor', S2S_SUBPROTOCOL);
+  const nonce = randomBytes(32);
+  const ok = await peer.request({
+    type: 's2s.hello',
+    id: 1,
+    versions: [1],
+    serverRecord: as.record,
+    publicKey: as.identity.publicKeyBytes,
+    nonce,
+  });
+  return { peer, ok, nonce };
+}
+
+describe('server links (TestNetwork)', () => {
+  let net: TestNetwork;
+  before(async () => {
+    net = await startNetwork(3, { links: { backoff: { initialMs: 50, maxMs: 400 } } });
+  });
+  after(async () => {
+    await net.close();
+  });
+
+  it('two servers link: both see the link open and pin each other’s domain to its key', async () => {
+    const [s1, s2] = net.servers as [PmbServer, PmbServer];
+    const link = await s1.context.links.connect('s2.test');
+    assert.equal(link.domain, 's2.test');
+    assert.equal(link.fingerprint, s2.fingerprint);
+    assert.equal(link.initiator, true);
+    await until(() => s2.context.links.get('s1.test') !== undefined, 5000, 's2 to see the link');
+    const back = s2.context.links.get('s1.test');
+    assert.equal(back?.fingerprint, s1.fingerprint);
+    assert.equal(back?.initiator, false);
+    assert.equal(s1.context.store.identities.domainKey('s2.test'), s2.fingerprint);
+    assert.equal(s2.context.store.identities.domainKey('s1.test'), s1.fingerprint);
+    assert.equal(await s1.context.links.connect('s2.test'), link, 'one link per peer domain');
+  });
+
+  it('a server impersonating another domain (pinned to another key) is refused with wrong_server', async () => {
+    const s2 = net.servers[1] as PmbServer;
+    const impostor = (await generateIdentity()).identity;
+    const record = await createRecord(impostor, {
+      kind: 'server',
+      subject: impostor.fingerprint,
+      seq: 1,
+      prev: null,
+      ts: Date.now(),
+      body: { domain: 's1.test', endpoints: { ws: 'ws://127.0.0.1:1' } },
+    });
+    const { peer, ok } = await rawHello(s2, { identity: impostor, record });
+    assert.equal(ok.type, 'error');
+    assert.equal(ok.code, 'wrong_server');
+    await peer.closed();
+    assert.equal(s2.context.store.identities.domainKey('s1.test'), net.servers[0]?.fingerprint);
+  });
+
+  it('a forged proof (the transcript signed by another key) is refused at s2s.auth', async () => {
+    const [, s2, s3] = net.servers as [PmbServer, PmbServer, PmbServer];
+    const as = { identity: s3.context.identity, record: s3.context.serverRecord };
+    const { peer, ok, nonce } = await rawHello(s2, as);
+    assert.equal(ok.type, 's2s.hello.ok', JSON.stringify(ok.code));
+    const other = (await generateIdentity()).identity;
+    const t = linkTranscript({
+      initiator: s3.fingerprint,
+      responder: s2.fingerprint,
+      initiatorNonce: nonce,
+      responderNonce: ok.nonce as Uint8Array,
+    });
+    const answer = await peer.request({ type: 's2s.auth', id: 2, proof: await proveLink(other, t) });
+    assert.equal(answer.type, 'error');
+    assert.equal(answer.code, 'bad_signature');
+    await peer.closed();
+    assert.equal(s2.context.links.get('s3.test'), undefined);
+  });
+
+  it('a replayed s2s.auth proof from an earlier link is refused', async () => {
+    const [, s2, s3] = net.servers as [PmbServer, PmbServer, PmbServer];
+    const as = { identity: s3.context.identity, record: s3.context.serverRecord };
+    const first = await rawHello(s2, as);
+    const t = linkTranscript({
+      initiator: s3.fingerprint,
+      responder: s2.fingerprint,
+      initiatorNonce: first.nonce,
+      responderNonce: first.ok.nonce as Uint8Array,
+    });
+    const proof = await proveLink(s3.context.identity, t);
+    const opened = await first.peer.request({ type: 's2s.auth', id: 2, proof });
+    assert.equal(opened.type, 's2s.auth.ok');
+    first.peer.close();
+    await first.peer.closed();
+
+    const second = await rawHello(s2, as);
+    assert.equal(second.ok.type, 's2s.hello.ok');
+    const replay = await second.peer.request({ type: 's2s.auth', id: 2, proof });
+    assert.equal(replay.type, 'error');
+    assert.equal(replay.code, 'bad_signature');
+    await second.peer.closed();
+  });
+
+  it('anything but s2s.hello first is refused and closed', async () => {
+    const s2 = net.servers[1] as PmbServer;
+    const peer = await RawPeer.open(s2.url, 'cbor', S2S_SUBPROTOCOL);
+    const answer = await peer.request({ type: 'hello', id: 1, versions: [1] });
+    assert.equal(answer.type, 'error');
+    assert.equal(answer.code, 'hello_required');
+    await peer.closed();
+  });
+
+  it('a link that drops comes back when the peer restarts on the same port and data dir', async () => {
+    const s1 = net.servers[0] as PmbServer;
+    const s2fp = net.servers[1]?.fingerprint;
+    const link = await s1.context.links.connect('s2.test');
+    await net.stop(1);
+    await until(() => !link.open, 5000, 'the link to drop');
+    assert.equal(s1.context.links.get('s2.test'), undefined);
+    await new Promise((r) => setTimeout(r, 300)); // a few failed retries while s2 is down
+    const s2 = await net.restart(1);
+    assert.equal(s2.fingerprint, s2fp);
+    await until(() => s1.context.links.get('s2.test')?.open === true, 10_000, 's1 to relink');
+    await until(() => s2.context.links.get('s1.test')?.open === true, 5000, 's2 to see the relink');
+    assert.notEqual(s1.context.links.get('s2.test'), link);
+  });
+});
