@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
 import { createRecord, generateIdentity, type Identity } from '../../src/crypto/index.js';
 import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
 import { randomBytes } from '../../src/protocol/bytes.js';
+import { method } from '../../src/protocol/frames.js';
 import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
@@ -56,6 +58,24 @@ describe('server links (TestNetwork)', () => {
     assert.equal(s1.context.store.identities.domainKey('s2.test'), s2.fingerprint);
     assert.equal(s2.context.store.identities.domainKey('s1.test'), s1.fingerprint);
     assert.equal(await s1.context.links.connect('s2.test'), link, 'one link per peer domain');
+  });
+
+  it('requests travel both ways on an open link, through handlers registered on Links', async () => {
+    const [s1, s2] = net.servers as [PmbServer, PmbServer];
+    const Echo = method('s2s.test.echo', {
+      params: { text: z.string() },
+      result: { text: z.string(), by: z.string() },
+      errors: [],
+      auth: false,
+      summary: 'test only',
+    });
+    s1.context.links.handle(Echo, async (p) => ({ text: p.text as string, by: 's1' }));
+    s2.context.links.handle(Echo, async (p) => ({ text: p.text as string, by: 's2' }));
+    const there = await s1.context.links.connect('s2.test');
+    assert.deepEqual(await there.request(Echo, { text: 'hi' }), { text: 'hi', by: 's2' });
+    const back = s2.context.links.get('s1.test');
+    assert.deepEqual(await back?.request(Echo, { text: 'yo' }), { text: 'yo', by: 's1' });
+    await assert.rejects(there.request(Echo, { text: 1 }), { code: 'bad_frame' });
   });
 
   it('a server impersonating another domain (pinned to another key) is refused with wrong_server', async () => {
