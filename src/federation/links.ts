@@ -1,7 +1,14 @@
 import WebSocket, { type RawData } from 'ws';
-import { decodeRecord, type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
+import {
+  decodeRecord,
+  type Identity,
+  type PublicIdentity,
+  readPublicIdentity,
+  signBytes,
+  verifyBytes,
+} from '../crypto/index.js';
 import { randomBytes } from '../protocol/bytes.js';
-import { cborCodec } from '../protocol/codec.js';
+import { cborCodec, encodeCbor } from '../protocol/codec.js';
 import { ERROR_CODES, type ErrorCode, fromError, PmbError } from '../protocol/errors.js';
 import type { MethodDef } from '../protocol/frames.js';
 import { type SignedRecord, serverBody } from '../protocol/records.js';
@@ -17,6 +24,36 @@ export interface LinksOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** How long a request on a link waits for its answer (default 30 s). */
   requestTimeoutMs?: number;
+  /** Ping interval on open links; a link with no pong within two intervals is terminated (default 30 s). */
+  heartbeatMs?: number;
+  /** Requests with a bad signature tolerated on one link before it is closed (default 3). */
+  maxBadSignatures?: number;
+}
+
+/** What the link's nonces and one request bind: the bytes a request's `sig` signs. */
+export function requestSigningBytes(
+  nonces: LinkNonces,
+  id: number,
+  type: string,
+  params: Record<string, unknown>,
+): Uint8Array {
+  return encodeCbor(['pmb-s2s-req-v1', nonces.initiator, nonces.responder, id, type, params]);
+}
+
+export interface LinkNonces {
+  initiator: Uint8Array;
+  responder: Uint8Array;
+}
+
+interface LinkSetup {
+  domain: string;
+  peer: PublicIdentity;
+  initiator: boolean;
+  nonces: LinkNonces;
+  signer: Identity;
+  requestTimeoutMs: number;
+  heartbeatMs: number;
+  maxBadSignatures: number;
 }
 
 type AnyMethod = MethodDef<string, import('zod').ZodType, import('zod').ZodType> & { okType: string };
@@ -87,21 +124,61 @@ export class Link {
   readonly #closeListeners: (() => void)[] = [];
   #closed = false;
 
+  /** The peer's domain, as its server record states it. */
+  readonly domain: string;
+  /** The peer's server key fingerprint. */
+  readonly fingerprint: string;
+  readonly publicKey: PublicIdentity;
+  /** true when this server opened the link. */
+  readonly initiator: boolean;
+  /** Requests refused for a bad signature on this link. */
+  badSignatures = 0;
+  readonly #setup: LinkSetup;
+  /** Sends in request order, though signatures are computed in parallel. */
+  #sendChain: Promise<void> = Promise.resolve();
+  /** Incoming requests are verified and started in arrival order. */
+  #recvChain: Promise<void> = Promise.resolve();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #lastAlive = Date.now();
+
   constructor(
-    /** The peer's domain, as its server record states it. */
-    readonly domain: string,
-    /** The peer's server key fingerprint. */
-    readonly fingerprint: string,
-    readonly publicKey: PublicIdentity,
-    /** true when this server opened the link. */
-    readonly initiator: boolean,
     readonly socket: FramedSocket,
-    private readonly requestTimeoutMs: number,
+    setup: LinkSetup,
     handlers: Map<string, { method: AnyMethod; handler: Handler }>,
   ) {
+    this.#setup = setup;
+    this.domain = setup.domain;
+    this.fingerprint = setup.peer.fingerprint;
+    this.publicKey = setup.peer;
+    this.initiator = setup.initiator;
     for (const [k, v] of handlers) this.#handlers.set(k, v);
-    socket.onFrame = (frame) => this.#onFrame(frame);
+    socket.onFrame = (frame) => {
+      this.#lastAlive = Date.now();
+      this.#onFrame(frame);
+    };
+    socket.ws.on('pong', () => {
+      this.#lastAlive = Date.now();
+    });
     socket.ws.on('close', () => this.#onClose());
+    if (setup.heartbeatMs > 0) {
+      this.#heartbeat = setInterval(() => this.#beat(), setup.heartbeatMs);
+      this.#heartbeat.unref?.();
+    }
+    if (socket.closed || socket.ws.readyState !== WebSocket.OPEN) this.#onClose();
+  }
+
+  #beat(): void {
+    if (Date.now() - this.#lastAlive > 2 * this.#setup.heartbeatMs) {
+      this.socket.closed = true;
+      this.socket.ws.terminate();
+      this.#onClose();
+      return;
+    }
+    try {
+      this.socket.ws.ping();
+    } catch {
+      // the close event follows
+    }
   }
 
   get open(): boolean {
@@ -117,10 +194,25 @@ export class Link {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(new PmbError('timeout', `${method.name} to ${this.domain} got no answer`));
-      }, this.requestTimeoutMs);
+      }, this.#setup.requestTimeoutMs);
       timer.unref?.();
       this.#pending.set(id, { resolve, reject, timer });
-      this.socket.send({ type: method.name, id, ...params });
+      const sig = signBytes(
+        this.#setup.signer,
+        requestSigningBytes(this.#setup.nonces, id, method.name, params),
+      );
+      this.#sendChain = this.#sendChain
+        .then(async () => {
+          const s = await sig;
+          this.socket.send({ type: method.name, id, ...params, sig: s });
+        })
+        .catch((err: unknown) => {
+          const waiting = this.#pending.get(id);
+          if (!waiting) return;
+          this.#pending.delete(id);
+          clearTimeout(waiting.timer);
+          waiting.reject(fromError(err));
+        });
     });
   }
 
@@ -154,6 +246,34 @@ export class Link {
       }
       return;
     }
+    // Every request is signed by the peer over this link's nonces (docs/protocol.md 17): checked before any
+    // handler runs, in arrival order so handlers start in the order the peer sent.
+    const { type: _type, id: _id, sig, ...raw } = frame;
+    const checked =
+      id !== undefined && sig instanceof Uint8Array
+        ? verifyBytes(
+            this.publicKey,
+            requestSigningBytes(this.#setup.nonces, id, frame.type, raw),
+            sig,
+          ).catch(() => false)
+        : Promise.resolve(false);
+    this.#recvChain = this.#recvChain.then(async () => {
+      const ok = await checked;
+      if (this.#closed) return;
+      if (!ok) {
+        this.badSignatures++;
+        const err = new PmbError('bad_signature', 'The request signature does not verify for this link');
+        if (this.badSignatures >= this.#setup.maxBadSignatures) {
+          this.socket.fail(err, id);
+          this.#onClose();
+        } else this.socket.error(err, id);
+        return;
+      }
+      this.#dispatch(frame, id, raw);
+    });
+  }
+
+  #dispatch(frame: Frame, id: number | undefined, raw: Record<string, unknown>): void {
     const route = this.#handlers.get(frame.type);
     if (!route) {
       this.socket.error(
@@ -162,7 +282,7 @@ export class Link {
       );
       return;
     }
-    const parsed = route.method.request.safeParse(frame);
+    const parsed = route.method.request.safeParse({ type: frame.type, id, ...raw });
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       this.socket.error(
@@ -184,6 +304,7 @@ export class Link {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
     for (const [, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new PmbError('unreachable', `the link to ${this.domain} closed`));
@@ -208,6 +329,8 @@ export class Links {
   readonly #timeoutMs: number;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #requestTimeoutMs: number;
+  readonly #heartbeatMs: number;
+  readonly #maxBadSignatures: number;
   #closing = false;
 
   constructor(
@@ -217,6 +340,21 @@ export class Links {
     this.#timeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 5 * 60_000 };
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.#heartbeatMs = opts.heartbeatMs ?? 30_000;
+    this.#maxBadSignatures = opts.maxBadSignatures ?? 3;
+  }
+
+  #setup(domain: string, peer: PublicIdentity, initiator: boolean, nonces: LinkNonces): LinkSetup {
+    return {
+      domain,
+      peer,
+      initiator,
+      nonces,
+      signer: this.ctx.identity,
+      requestTimeoutMs: this.#requestTimeoutMs,
+      heartbeatMs: this.#heartbeatMs,
+      maxBadSignatures: this.#maxBadSignatures,
+    };
   }
 
   /** The open link to `domain`, if any. */
@@ -254,7 +392,9 @@ export class Links {
     timer.unref?.();
     ws.on('close', () => clearTimeout(timer));
     let stage: 'hello' | 'busy' | 'auth' = 'hello';
-    let state: { peer: PublicIdentity; domain: string; transcript: Uint8Array } | undefined;
+    let state:
+      | { peer: PublicIdentity; domain: string; transcript: Uint8Array; nonces: LinkNonces }
+      | undefined;
     sock.onFrame = (frame) => {
       const id = typeof frame.id === 'number' ? frame.id : undefined;
       if (stage === 'busy') {
@@ -306,17 +446,7 @@ export class Links {
           clearTimeout(timer);
           if (sock.closed) return;
           sock.send({ type: S2sAuth.okType, id: parsed.data.id });
-          this.#register(
-            new Link(
-              s.domain,
-              s.peer.fingerprint,
-              s.peer,
-              false,
-              sock,
-              this.#requestTimeoutMs,
-              this.#handlers,
-            ),
-          );
+          this.#register(new Link(sock, this.#setup(s.domain, s.peer, false, s.nonces), this.#handlers));
         },
         () => sock.fail(new PmbError('bad_signature', 'The link proof does not verify'), parsed.data.id),
       );
@@ -355,7 +485,7 @@ export class Links {
     });
     const proof = await proveLink(this.ctx.identity, transcript);
     return {
-      state: { peer, domain, transcript },
+      state: { peer, domain, transcript, nonces: { initiator: hello.nonce, responder: nonce } },
       result: {
         version: S2S_VERSIONS[0],
         domain: this.ctx.config.domain,
@@ -417,6 +547,7 @@ export class Links {
         );
         let transcript: Uint8Array | undefined;
         let peer: PublicIdentity | undefined;
+        let responderNonce: Uint8Array | undefined;
         ws.once('open', () => {
           sock.send({
             type: S2sHello.name,
@@ -462,18 +593,23 @@ export class Links {
               }
               transcript = t;
               peer = key;
+              responderNonce = ok.nonce;
               sock.send({ type: S2sAuth.name, id: 2, proof: await proveLink(this.ctx.identity, t) });
             })().catch((err: unknown) => done(fromError(err)));
             return;
           }
           const parsed = S2sAuth.response.safeParse(frame);
-          if (!parsed.success || parsed.data.id !== 2 || !peer) {
+          if (!parsed.success || parsed.data.id !== 2 || !peer || !responderNonce) {
             done(new PmbError('bad_frame', `${domain} did not answer s2s.auth`));
             return;
           }
           done(
             undefined,
-            new Link(domain, peer.fingerprint, peer, true, sock, this.#requestTimeoutMs, this.#handlers),
+            new Link(
+              sock,
+              this.#setup(domain, peer, true, { initiator: nonce, responder: responderNonce }),
+              this.#handlers,
+            ),
           );
         };
       });

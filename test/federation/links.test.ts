@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
-import { createRecord, generateIdentity, type Identity } from '../../src/crypto/index.js';
+import { createRecord, generateIdentity, type Identity, signBytes } from '../../src/crypto/index.js';
 import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
+import { requestSigningBytes } from '../../src/federation/links.js';
 import { randomBytes } from '../../src/protocol/bytes.js';
 import { method } from '../../src/protocol/frames.js';
 import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';
@@ -36,10 +37,38 @@ async function rawHello(
   return { peer, ok, nonce };
 }
 
+/** A raw peer that opened a link to `to` as `as` (hello + auth); returns it with the link's nonces. */
+async function rawLink(
+  to: PmbServer,
+  as: { identity: Identity; record: unknown },
+): Promise<{ peer: RawPeer; nonces: { initiator: Uint8Array; responder: Uint8Array } }> {
+  const { peer, ok, nonce } = await rawHello(to, as);
+  assert.equal(ok.type, 's2s.hello.ok', JSON.stringify(ok.code));
+  const t = linkTranscript({
+    initiator: as.identity.fingerprint,
+    responder: to.fingerprint,
+    initiatorNonce: nonce,
+    responderNonce: ok.nonce as Uint8Array,
+  });
+  const opened = await peer.request({ type: 's2s.auth', id: 2, proof: await proveLink(as.identity, t) });
+  assert.equal(opened.type, 's2s.auth.ok');
+  return { peer, nonces: { initiator: nonce, responder: ok.nonce as Uint8Array } };
+}
+
+const Echo = method('s2s.test.echo', {
+  params: { text: z.string() },
+  result: { text: z.string(), by: z.string() },
+  errors: [],
+  auth: false,
+  summary: 'test only',
+});
+
 describe('server links (TestNetwork)', () => {
   let net: TestNetwork;
   before(async () => {
-    net = await startNetwork(3, { links: { backoff: { initialMs: 50, maxMs: 400 } } });
+    net = await startNetwork(3, {
+      links: { backoff: { initialMs: 50, maxMs: 400 }, heartbeatMs: 150 },
+    });
   });
   after(async () => {
     await net.close();
@@ -62,13 +91,6 @@ describe('server links (TestNetwork)', () => {
 
   it('requests travel both ways on an open link, through handlers registered on Links', async () => {
     const [s1, s2] = net.servers as [PmbServer, PmbServer];
-    const Echo = method('s2s.test.echo', {
-      params: { text: z.string() },
-      result: { text: z.string(), by: z.string() },
-      errors: [],
-      auth: false,
-      summary: 'test only',
-    });
     s1.context.links.handle(Echo, async (p) => ({ text: p.text as string, by: 's1' }));
     s2.context.links.handle(Echo, async (p) => ({ text: p.text as string, by: 's2' }));
     const there = await s1.context.links.connect('s2.test');
@@ -137,6 +159,72 @@ describe('server links (TestNetwork)', () => {
     assert.equal(replay.type, 'error');
     assert.equal(replay.code, 'bad_signature');
     await second.peer.closed();
+  });
+
+  it('a request with a forged signature is refused (bad_signature), and repeated ones close the link', async () => {
+    const [, s2, s3] = net.servers as [PmbServer, PmbServer, PmbServer];
+    s2.context.links.handle(Echo, async (p) => ({ text: p.text as string, by: 's2' }));
+    const as = { identity: s3.context.identity, record: s3.context.serverRecord };
+    const { peer, nonces } = await rawLink(s2, as);
+    const params = { text: 'hi' };
+    const good = await peer.request({
+      type: Echo.name,
+      id: 10,
+      ...params,
+      sig: await signBytes(as.identity, requestSigningBytes(nonces, 10, Echo.name, params)),
+    });
+    assert.equal(good.type, 's2s.test.echo.ok', JSON.stringify(good));
+    assert.equal(good.by, 's2');
+    const other = (await generateIdentity()).identity;
+    const forged = await peer.request({
+      type: Echo.name,
+      id: 11,
+      ...params,
+      sig: await signBytes(other, requestSigningBytes(nonces, 11, Echo.name, params)),
+    });
+    assert.equal(forged.type, 'error');
+    assert.equal(forged.code, 'bad_signature');
+    // Signed, but the params were changed afterwards.
+    const sig12 = await signBytes(as.identity, requestSigningBytes(nonces, 12, Echo.name, params));
+    const tampered = await peer.request({ type: Echo.name, id: 12, text: 'bye', sig: sig12 });
+    assert.equal(tampered.code, 'bad_signature');
+    const unsigned = await peer.request({ type: Echo.name, id: 13, ...params });
+    assert.equal(unsigned.code, 'bad_signature');
+    await peer.closed();
+  });
+
+  it('a signed request replayed on another link (other nonces) is refused', async () => {
+    const [, s2, s3] = net.servers as [PmbServer, PmbServer, PmbServer];
+    s2.context.links.handle(Echo, async (p) => ({ text: p.text as string, by: 's2' }));
+    const as = { identity: s3.context.identity, record: s3.context.serverRecord };
+    const first = await rawLink(s2, as);
+    const params = { text: 'once' };
+    const frame = {
+      type: Echo.name,
+      id: 5,
+      ...params,
+      sig: await signBytes(as.identity, requestSigningBytes(first.nonces, 5, Echo.name, params)),
+    };
+    assert.equal((await first.peer.request(frame)).type, 's2s.test.echo.ok');
+    first.peer.close();
+    await first.peer.closed();
+    const second = await rawLink(s2, as);
+    const replay = await second.peer.request(frame);
+    assert.equal(replay.type, 'error');
+    assert.equal(replay.code, 'bad_signature');
+    second.peer.close();
+    await second.peer.closed();
+  });
+
+  it('a link whose peer stops answering pings is terminated after two intervals', async () => {
+    const [, s2, s3] = net.servers as [PmbServer, PmbServer, PmbServer];
+    const as = { identity: s3.context.identity, record: s3.context.serverRecord };
+    const { peer } = await rawLink(s2, as);
+    await until(() => s2.context.links.get('s3.test')?.open === true, 2000, 'the link to open');
+    const link = s2.context.links.get('s3.test');
+    peer.ws.pause(); // reads nothing more: no pong
+    await until(() => link?.open === false, 3000, 'the silent link to be terminated');
+    peer.ws.terminate();
   });
 
   it('anything but s2s.hello first is refused and closed', async () => {
