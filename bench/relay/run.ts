@@ -5,14 +5,13 @@
  * of this stack), in the same run on the same machine. Each server is a child process of its own; this
  * process is the load generator. Figures are medians of the repeats; nothing here passes or fails.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
+import { type Child as ChildOf, startChild, toJson } from '../lib/child.js';
 import {
   type DriveResult,
   drive,
@@ -73,47 +72,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 // dist/bench/relay -> bench/results in the source tree.
 const resultsDir = join(here, '..', '..', '..', 'bench', 'results');
 
-/** A server child: prints one JSON line when listening, answers "stats", exits when stdin ends. */
-interface Child {
-  proc: ChildProcess;
-  pid: number;
-  info: { url: string; dir?: string; limits?: Record<string, number> };
-  commits(): Promise<number>;
-  stop(): Promise<void>;
-}
+type Child = ChildOf<{ url: string; dir?: string; limits?: Record<string, number> }>;
 
-async function startChild(script: string, nodeArgs: string[] = []): Promise<Child> {
-  const proc = spawn(process.execPath, [...nodeArgs, join(here, script)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, PMB_BENCH_DIR: dataRoot },
-  });
-  const lines: Interface = createInterface({ input: proc.stdout! });
-  const next = () =>
-    new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${script}: no answer in 30 s`)), 30_000);
-      lines.once('line', (l) => {
-        clearTimeout(timer);
-        resolve(l);
-      });
-    });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const info = JSON.parse(await next());
-  return {
-    proc,
-    pid: proc.pid!,
-    info,
-    async commits() {
-      const answer = next();
-      proc.stdin!.write('stats\n');
-      return (JSON.parse(await answer) as { commits: number }).commits;
-    },
-    async stop() {
-      proc.stdin!.end();
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+function startServerChild(script: string, nodeArgs: string[] = []): Promise<Child> {
+  return startChild(join(here, script), { nodeArgs, env: { PMB_BENCH_DIR: dataRoot } });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -192,11 +154,11 @@ async function main(): Promise<void> {
   console.log(`load average (1 min) at start: ${loadAvg.start?.toFixed(2)}`);
 
   const profDir = join(tmpdir(), `pmb-bench-prof-${process.pid}`);
-  const pmb = await startChild(
+  const pmb = await startServerChild(
     'pmb-server.js',
     flags['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
   );
-  const raw = await startChild('raw-relay.js');
+  const raw = await startServerChild('raw-relay.js');
   const clients: { close(): void }[] = [];
   try {
     const fsync = fsyncMs(dataRoot);
@@ -351,17 +313,6 @@ async function main(): Promise<void> {
     await Promise.all([pmb.stop(), raw.stop()]);
     if (flags['cpu-prof']) console.log(`PMB server CPU profile in ${profDir}`);
   }
-}
-
-/** Numbers to 3 decimals, short arrays on one line: the file is already as Biome would format it. */
-function toJson(value: unknown): string {
-  const round = (_k: string, v: unknown) =>
-    typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v;
-  const text = JSON.stringify(value, round, 2).replace(
-    /\[\s+([^[\]{}]*?)\s+\]/g,
-    (_m, inner: string) => `[${inner.split(/,\s+/).join(', ')}]`,
-  );
-  return `${text}\n`;
 }
 
 /** A Markdown table, laid out as Biome formats one, so it can be pasted into bench/README.md as is. */

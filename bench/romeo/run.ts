@@ -8,17 +8,16 @@
  * public table. Servers are child processes; every client (senders and online recipients, which verify
  * and decrypt what they receive) lives in this process. Figures only: nothing passes or fails.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { type Contact, PmbClient, type WebSocketFactory } from '../../src/client/index.js';
 import { generateIdentity, type Identity } from '../../src/crypto/index.js';
 import type { DeliverFrame } from '../../src/protocol/frames.js';
+import { type Child as ChildOf, startChild, toJson } from '../lib/child.js';
 import { fsyncMs, latency, machine, median, readProc } from '../relay/stats.js';
 import { crossServer, type Placement, place } from './houses.js';
 import { type Message, type Play, parsePlay } from './play.js';
@@ -59,49 +58,15 @@ export function minSec(ms: number): string {
   return `${Math.floor(s / 60)} m ${s % 60} s`;
 }
 
-interface Child {
-  proc: ChildProcess;
-  pid: number;
-  url: string;
-  domain: string;
-  commits(): Promise<number>;
-  stop(): Promise<void>;
-}
+type Child = ChildOf<{ url: string }> & { url: string; domain: string };
 
 /** One server child (bench/romeo/server.ts): prints one JSON line when listening, exits when stdin ends. */
 async function startServer(domain: string): Promise<Child> {
-  const proc = spawn(process.execPath, [join(here, 'server.js'), domain], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, PMB_BENCH_DIR: dataRoot },
+  const child = await startChild<{ url: string }>(join(here, 'server.js'), {
+    args: [domain],
+    env: { PMB_BENCH_DIR: dataRoot },
   });
-  const lines: Interface = createInterface({ input: proc.stdout! });
-  const next = () =>
-    new Promise<string>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`server ${domain}: no answer in 30 s`)), 30_000);
-      lines.once('line', (l) => {
-        clearTimeout(timer);
-        res(l);
-      });
-    });
-  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
-  const info = JSON.parse(await next()) as { url: string };
-  return {
-    proc,
-    pid: proc.pid!,
-    url: info.url,
-    domain,
-    async commits() {
-      const answer = next();
-      proc.stdin!.write('stats\n');
-      return (JSON.parse(await answer) as { commits: number }).commits;
-    },
-    async stop() {
-      proc.stdin!.end();
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return { ...child, url: child.info.url, domain };
 }
 
 /** A character's account: its client, and what it received (decrypted, verified, in arrival order). */
@@ -600,17 +565,6 @@ async function main(): Promise<void> {
     }),
   );
   console.log(`\nwrote ${relative(process.cwd(), file)}`);
-}
-
-/** Numbers to 3 decimals, short arrays on one line: the file is already as Biome would format it. */
-function toJson(value: unknown): string {
-  const round = (_k: string, v: unknown) =>
-    typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v;
-  const text = JSON.stringify(value, round, 2).replace(
-    /\[\s+([^[\]{}]*?)\s+\]/g,
-    (_m, inner: string) => `[${inner.split(/,\s+/).join(', ')}]`,
-  );
-  return `${text}\n`;
 }
 
 await main();
