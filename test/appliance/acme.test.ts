@@ -9,15 +9,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { resolveConfig, toServerConfig } from '../../src/appliance/config.js';
 import { checkTls } from '../../src/appliance/doctor.js';
 import { startAppliance } from '../../src/appliance/start.js';
-import { PmbClient, type WebSocketFactory } from '../../src/client/index.js';
 import type { AcmeTiming } from '../../src/server/config.js';
 import { createServer } from '../../src/server/index.js';
 import type { Logger } from '../../src/server/logger.js';
-import { inbox, newIdentity, tempDir } from '../helpers/servers.js';
+import { connectUser, inbox, tempDir, trustingWebSocket } from '../helpers/servers.js';
 
 /**
  * ACME against the real RFC 8555 test CA from Debian's `pebble` package (pebble + pebble-challtestsrv as
@@ -291,25 +290,13 @@ describe('ACME (pebble, HTTP-01)', () => {
         assert.equal((await stat(join(dataDir, 'acme', f))).mode & 0o777, 0o600, f);
       }
 
-      const TrustingWebSocket = class extends WebSocket {
-        constructor(url: string, protocols?: string | string[]) {
-          // The server listens on 127.0.0.1; the certificate names a.test.
-          super(url, protocols, { ca: pebble.root, servername: DOMAIN } as WebSocket.ClientOptions);
-        }
-      } as unknown as WebSocketFactory;
-      const connect = async (nick: string) => {
-        const client = await PmbClient.connect({
-          url: server.url,
-          WebSocket: TrustingWebSocket,
-          identity: await newIdentity(),
-          device: 'dev1',
-        });
-        await client.register(nick);
-        await client.login();
-        return client;
-      };
-      const alice = await connect('alice');
-      const bob = await connect('bob');
+      // The server listens on 127.0.0.1; the certificate names a.test.
+      const TrustingWS = trustingWebSocket({
+        ca: pebble.root,
+        servername: DOMAIN,
+      } as WebSocket.ClientOptions);
+      const alice = await connectUser(server, 'alice', { WebSocket: TrustingWS });
+      const bob = await connectUser(server, 'bob', { WebSocket: TrustingWS });
       const got = inbox(bob);
       await alice.send(`bob@${DOMAIN}`, 'over ACME wss');
       await got.waitFor(1);

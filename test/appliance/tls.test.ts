@@ -8,7 +8,7 @@ import { resolveConfig } from '../../src/appliance/config.js';
 import { checkTls } from '../../src/appliance/doctor.js';
 import { startAppliance } from '../../src/appliance/start.js';
 import { PmbClient, type WebSocketFactory } from '../../src/client/index.js';
-import { inbox, newIdentity, tempDir } from '../helpers/servers.js';
+import { connectUser, inbox, newIdentity, tempDir, trustingWebSocket } from '../helpers/servers.js';
 
 function hasOpenssl(): boolean {
   try {
@@ -75,24 +75,9 @@ describe('TLS', () => {
       assert.match(server.url, /^wss:\/\/127\.0\.0\.1:\d+$/);
       const ca = await readFile(tls.cert);
       // The SDK takes a WebSocket factory: this one trusts our self-signed certificate.
-      const TrustingWebSocket = class extends WebSocket {
-        constructor(url: string, protocols?: string | string[]) {
-          super(url, protocols, { ca });
-        }
-      } as unknown as WebSocketFactory;
-      const connect = async (nick: string) => {
-        const client = await PmbClient.connect({
-          url: server.url,
-          WebSocket: TrustingWebSocket,
-          identity: await newIdentity(),
-          device: 'dev1',
-        });
-        await client.register(nick);
-        await client.login();
-        return client;
-      };
-      const alice = await connect('alice');
-      const bob = await connect('bob');
+      const TrustingWS = trustingWebSocket({ ca } as WebSocket.ClientOptions);
+      const alice = await connectUser(server, 'alice', { WebSocket: TrustingWS });
+      const bob = await connectUser(server, 'bob', { WebSocket: TrustingWS });
       const got = inbox(bob);
       await alice.send('bob@tls.test', 'over wss');
       await got.waitFor(1);

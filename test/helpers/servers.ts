@@ -45,7 +45,17 @@ export async function newIdentity(): Promise<Identity> {
   return (await generateIdentity()).identity;
 }
 
+/** A `ws` WebSocket factory with TLS options (e.g. a test CA to trust, the name the certificate holds). */
+export function trustingWebSocket(tls: WebSocket.ClientOptions): WebSocketFactory {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, tls);
+    }
+  } as unknown as WebSocketFactory;
+}
+
 export interface UserOptions {
+  WebSocket?: WebSocketFactory;
   device?: string;
   encoding?: EncodingName;
   identity?: Identity;
@@ -62,7 +72,7 @@ export async function connectUser(
   const identity = opts.identity ?? (await newIdentity());
   const client = await PmbClient.connect({
     url: server.url,
-    WebSocket: NodeWebSocket,
+    WebSocket: opts.WebSocket ?? NodeWebSocket,
     identity,
     device: opts.device ?? 'dev1',
     encoding: opts.encoding ?? 'cbor',
