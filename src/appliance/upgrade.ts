@@ -375,15 +375,17 @@ export async function upgrade(opts: UpgradeOptions): Promise<UpgradeResult> {
 
   const timeout = opts.healthTimeoutMs ?? 60_000;
   step('Restarting the service');
-  let problem: string | undefined;
-  try {
-    await opts.restart();
-    problem = opts.healthUrl
-      ? await waitForHealth(opts.healthUrl, manifest.version, timeout, opts.signal)
-      : undefined;
-  } catch (err) {
-    problem = `the restart failed: ${(err as Error).message}`;
-  }
+  /** Restart and wait until /health reports `version`: undefined when healthy, else what went wrong. */
+  const { restart } = opts;
+  const restartInto = async (version: string): Promise<string | undefined> => {
+    try {
+      await restart();
+      return opts.healthUrl ? await waitForHealth(opts.healthUrl, version, timeout, opts.signal) : undefined;
+    } catch (err) {
+      return `the restart failed: ${(err as Error).message}`;
+    }
+  };
+  const problem = await restartInto(manifest.version);
   if (problem === undefined) {
     step(`pmb ${manifest.version} is up and healthy`);
     return {
@@ -400,15 +402,7 @@ export async function upgrade(opts: UpgradeOptions): Promise<UpgradeResult> {
     `pmb ${manifest.version} did not become healthy within ${Math.round(timeout / 1000)} s (${problem}): rolling back`,
   );
   await restorePrevious(target);
-  let after: string | undefined;
-  try {
-    await opts.restart();
-    after = opts.healthUrl
-      ? await waitForHealth(opts.healthUrl, opts.currentVersion, timeout, opts.signal)
-      : undefined;
-  } catch (err) {
-    after = `the restart failed: ${(err as Error).message}`;
-  }
+  const after = await restartInto(opts.currentVersion);
   const kept = backup ? ` The backup taken before the upgrade is ${backup}.` : '';
   if (after !== undefined) {
     throw new ApplianceError(
