@@ -475,7 +475,8 @@ export class Links {
         );
       }
     }
-    await acceptServerRecord(this.ctx.store, hello.serverRecord, peer, this.ctx.now());
+    const learned = await acceptServerRecord(this.ctx.store, hello.serverRecord, peer, this.ctx.now());
+    if (learned.outcome === 'accepted') this.ctx.gossip?.announce(hello.serverRecord, peer.publicKeyBytes);
     const nonce = randomBytes(S2S_NONCE_BYTES);
     const transcript = linkTranscript({
       initiator: peer.fingerprint,
@@ -581,7 +582,9 @@ export class Links {
               if (recordDomain(ok.serverRecord) !== domain || ok.domain !== domain) {
                 throw new PmbError('wrong_server', `the server at ${info.websocket} is not ${domain}`);
               }
-              await acceptServerRecord(this.ctx.store, ok.serverRecord, key, this.ctx.now());
+              const learned = await acceptServerRecord(this.ctx.store, ok.serverRecord, key, this.ctx.now());
+              if (learned.outcome === 'accepted')
+                this.ctx.gossip?.announce(ok.serverRecord, key.publicKeyBytes);
               const t = linkTranscript({
                 initiator: this.ctx.identity.fingerprint,
                 responder: key.fingerprint,

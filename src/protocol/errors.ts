@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   bad_record: { status: 400, close: 1008, text: 'The signed record is invalid' },
   stale_record: { status: 409, close: 1008, text: 'The record is older than the one already held' },
   record_fork: { status: 409, close: 1008, text: 'The record conflicts with the chain already held' },
+  record_gap: { status: 409, close: 1008, text: 'Records before this one are missing here' },
   expired: { status: 400, close: 1008, text: 'The record has expired' },
   bad_message: {
     status: 400,

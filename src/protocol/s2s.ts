@@ -48,4 +48,25 @@ export const S2sAuth = method('s2s.auth', {
   summary: 'The connecting server proves its key over the same transcript; the link is then open.',
 });
 
-export const S2S_METHODS = [S2sHello, S2sAuth] as const;
+/** Records on a link travel with their subject's public key, so the receiver can verify them. */
+export const feedItem = z.object({ record: signedRecord, publicKey: bytes });
+export type FeedItemWire = z.infer<typeof feedItem>;
+export const S2S_MAX_ITEMS = 500;
+
+export const S2sSync = method('s2s.sync', {
+  params: { since: uint, limit: uint.min(1).max(S2S_MAX_ITEMS) },
+  result: { items: z.array(feedItem).max(S2S_MAX_ITEMS), next: uint, more: z.boolean() },
+  errors: [],
+  auth: false,
+  summary: 'Pull the records of the peer’s feed after a position (a page; more says whether to ask again).',
+});
+
+export const S2sRecords = method('s2s.records', {
+  params: { items: z.array(feedItem).min(1).max(S2S_MAX_ITEMS) },
+  result: { accepted: uint },
+  errors: [],
+  auth: false,
+  summary: 'Push newly accepted records; the receiver verifies each and answers how many were new to it.',
+});
+
+export const S2S_METHODS = [S2sHello, S2sAuth, S2sSync, S2sRecords] as const;

@@ -1,5 +1,6 @@
 import type { Identity, PublicIdentity } from '../crypto/index.js';
 import type { Discovery } from '../federation/discovery.js';
+import type { Gossip } from '../federation/gossip.js';
 import type { Links } from '../federation/links.js';
 import type { SignedRecord } from '../protocol/records.js';
 import type { Store } from '../store/index.js';
@@ -26,4 +27,6 @@ export interface Context {
   serverRecord: SignedRecord | undefined;
   /** Links to other servers, one per peer domain. */
   readonly links: Links;
+  /** Directory replication over the links: announce() passes a newly accepted record on. */
+  readonly gossip: Gossip;
 }

@@ -5,6 +5,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
 import { Discovery } from '../federation/discovery.js';
+import { Gossip } from '../federation/gossip.js';
 import { Links, type LinksOptions } from '../federation/links.js';
 import { ensureOwnServerRecord } from '../federation/server-records.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
@@ -62,6 +63,7 @@ export function createServer(
   let ctx: Context | undefined;
   let gateway: Gateway | undefined;
   let links: Links | undefined;
+  let gossip: Gossip | undefined;
   let http: Listener | undefined;
   let stopListener = () => {};
   let adminToken = '';
@@ -120,6 +122,9 @@ export function createServer(
         get links() {
           return links as Links;
         },
+        get gossip() {
+          return gossip as Gossip;
+        },
         async publicIdentity(fp) {
           const hit = keyCache.get(fp);
           if (hit) return hit;
@@ -132,6 +137,7 @@ export function createServer(
         },
       };
       links = new Links(ctx, opts.links);
+      gossip = new Gossip(ctx);
       const linksNow = links;
       gateway = new Gateway(ctx, router, { onServerLink: (ws, address) => linksNow.accept(ws, address) });
       const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: () => config.publicUrl ?? urlOf() });
@@ -247,6 +253,7 @@ export function createServer(
       if (store) await rm(join(config.dataDir, 'server.json'), { force: true });
       gateway = undefined;
       links = undefined;
+      gossip = undefined;
       http = undefined;
       store = undefined;
     },

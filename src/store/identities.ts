@@ -12,6 +12,13 @@ export function encodeSigs(sigs: RecordSignature[]): Uint8Array {
   return encodeCbor(sigs);
 }
 
+export interface FeedItem {
+  pos: number;
+  record: SignedRecord;
+  /** The subject's public key (binary). */
+  publicKey: Uint8Array;
+}
+
 export interface StoredRecord {
   subject: string;
   seq: number;
@@ -48,10 +55,52 @@ export class IdentityStore {
     );
   }
 
+  /**
+   * Stores an accepted record and gives it the next position of the feed, in the same transaction (every
+   * caller runs inside store.writes.submit).
+   */
   appendRecord(r: StoredRecord): void {
     this.db.run(
       'INSERT INTO records(subject, seq, kind, hash, payload, sigs, expires) VALUES (?, ?, ?, ?, ?, ?, ?)',
       [r.subject, r.seq, r.kind, r.hash, r.payload, r.sigs, r.expires],
+    );
+    this.db.run('INSERT INTO feed(subject, seq) VALUES (?, ?)', [r.subject, r.seq]);
+  }
+
+  /** Feed entries after `pos`, oldest first: each record with its subject's public key. */
+  feedAfter(pos: number, limit: number): FeedItem[] {
+    return this.db
+      .all<{ pos: number; payload: Uint8Array; sigs: Uint8Array; public_key: Uint8Array }>(
+        `SELECT f.pos, r.payload, r.sigs, i.public_key FROM feed f
+         JOIN records r ON r.subject = f.subject AND r.seq = f.seq
+         JOIN identities i ON i.fingerprint = f.subject
+         WHERE f.pos > ? ORDER BY f.pos LIMIT ?`,
+        [pos, limit],
+      )
+      .map((row) => ({
+        pos: row.pos,
+        record: { payload: row.payload, sigs: decodeCbor(row.sigs) as RecordSignature[] },
+        publicKey: row.public_key,
+      }));
+  }
+
+  /** The last feed position. */
+  feedHead(): number {
+    return this.db.get<{ pos: number | null }>('SELECT MAX(pos) AS pos FROM feed')?.pos ?? 0;
+  }
+
+  /** The last position of `domain`'s feed stored here (0: none yet). */
+  peerPosition(domain: string): number {
+    return (
+      this.db.get<{ pos: number }>('SELECT pos FROM peer_positions WHERE domain = ?', [domain])?.pos ?? 0
+    );
+  }
+
+  setPeerPosition(domain: string, pos: number): void {
+    this.db.run(
+      `INSERT INTO peer_positions(domain, pos) VALUES (?, ?)
+       ON CONFLICT(domain) DO UPDATE SET pos = excluded.pos`,
+      [domain, pos],
     );
   }
 
@@ -101,6 +150,14 @@ export class IdentityStore {
       'SELECT seq, reason FROM record_conflicts WHERE subject = ? ORDER BY rowid',
       [subject],
     );
+  }
+
+  /** The domain of the newest binding held for `fingerprint`. */
+  bindingDomain(fingerprint: string): string | undefined {
+    return this.db.get<{ domain: string }>(
+      'SELECT domain FROM bindings WHERE fingerprint = ? ORDER BY seq DESC LIMIT 1',
+      [fingerprint],
+    )?.domain;
   }
 
   /** Owner of nick@domain, unless the binding has expired. */

@@ -6,7 +6,7 @@ import { MailboxStore } from './mailbox.js';
 import { MetaStore } from './meta.js';
 import { migrate } from './migrations.js';
 
-export { encodeSigs, type StoredRecord, storedToSigned } from './identities.js';
+export { encodeSigs, type FeedItem, type StoredRecord, storedToSigned } from './identities.js';
 export type { MailboxEntry, StoreResult } from './mailbox.js';
 export { Db, GroupCommit, snapshotDatabaseFile };
 

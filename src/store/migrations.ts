@@ -94,6 +94,20 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX record_conflicts_by_subject ON record_conflicts(subject);
   `,
+  `
+  -- The feed (docs/federation.md, "Directory replication"): one row per record this server accepted, in
+  -- the order it accepted them; peers pull it by position.
+  CREATE TABLE feed (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    seq INTEGER NOT NULL
+  );
+  -- Per peer domain, the last position of its feed this server has stored.
+  CREATE TABLE peer_positions (
+    domain TEXT PRIMARY KEY,
+    pos INTEGER NOT NULL
+  );
+  `,
 ];
 
 export function migrate(db: Db): number {

@@ -9,12 +9,14 @@ export function register(router: Router): void {
     const { store } = ctx;
     const query = params.query.trim().toLowerCase();
     let fp: string | undefined;
+    let boundDomain: string | undefined;
     if (fingerprintSchema.safeParse(query).success) {
       fp = query;
     } else {
       const addr = parseAddress(query);
       if (!addr) throw new PmbError('bad_request', 'Look up nick@domain or a 40-hex-digit fingerprint');
       fp = store.identities.bindingOwner(addr.nick, addr.domain, ctx.now());
+      boundDomain = addr.domain;
     }
     const publicKey = fp === undefined ? undefined : store.identities.publicKey(fp);
     if (fp === undefined || publicKey === undefined)
@@ -23,8 +25,9 @@ export function register(router: Router): void {
       fingerprint: fp,
       publicKey,
       records: store.identities.records(fp).map(storedToSigned),
-      // Federation (location records) comes later; today every known account lives here.
-      server: ctx.config.domain,
+      // Until location records exist, the server responsible is the one that registered the name: the
+      // binding's domain (looked up by fingerprint, the domain of the identity's newest binding).
+      server: boundDomain ?? store.identities.bindingDomain(fp) ?? ctx.config.domain,
     };
   });
 }

@@ -45,11 +45,11 @@ export function register(router: Router): void {
 
     // Everything that depends on the database state is decided inside the write, so two registrations of
     // one nickname in the same batch cannot both win.
-    await store.writes.submit(() => {
+    const fresh = await store.writes.submit((): boolean => {
       const owner = store.identities.bindingOwner(body.data.nick, body.data.domain, now);
       if (owner !== undefined && owner !== key.fingerprint) throw new PmbError('nickname_taken');
       const link = checkChainLink(store.identities.head(key.fingerprint), payload);
-      if (link === 'stale' && owner === key.fingerprint) return; // a retry of a registration that went through
+      if (link === 'stale' && owner === key.fingerprint) return false; // a retry of a registration that went through
       if (link !== 'next') throw new PmbError(link === 'fork' ? 'record_fork' : 'stale_record');
       if (
         config.registration === 'invite' &&
@@ -75,7 +75,10 @@ export function register(router: Router): void {
         payload.expires ?? null,
       );
       store.accounts.create(key.fingerprint, now);
+      return true;
     });
+    // The binding entered the feed with the write: pass it on to the linked servers.
+    if (fresh) ctx.gossip?.announce(cosigned, key.publicKeyBytes);
     ctx.log.info({ nick: body.data.nick, fingerprint: key.fingerprint }, 'registered');
     return { binding: cosigned };
   });

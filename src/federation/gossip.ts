@@ -1,0 +1,131 @@
+import { fromError } from '../protocol/errors.js';
+import type { SignedRecord } from '../protocol/records.js';
+import { type FeedItemWire, S2S_MAX_ITEMS, S2sRecords, S2sSync } from '../protocol/s2s.js';
+import type { Context } from '../server/context.js';
+import type { Link } from './links.js';
+import { acceptIdentityRecord } from './records.js';
+
+/** Bytes of records per page or push: well under the 256 KiB frame limit of the receiving side. */
+const PAGE_BYTES = 160 * 1024;
+
+function itemBytes(item: FeedItemWire): number {
+  return item.record.payload.length + item.publicKey.length + item.record.sigs.length * 400 + 64;
+}
+
+/**
+ * Directory replication (docs/federation.md): serves s2s.sync from the feed, accepts s2s.records pushes,
+ * pulls from every newly opened link from the last position stored for that peer, and pushes every record
+ * accepted here to every open link but the one it came from. Refused records are never passed on; a
+ * record already held is 'known' and not passed on either, so flooding stops.
+ */
+export class Gossip {
+  readonly #queues = new Map<Link, { items: FeedItemWire[]; running: boolean }>();
+  /** Records refused from each peer domain (forged, stale, forks, gaps). */
+  readonly refused = new Map<string, number>();
+
+  constructor(private readonly ctx: Context) {
+    const { links, store } = ctx;
+    links.handle(S2sSync, async (params) => {
+      const since = params.since as number;
+      const limit = params.limit as number;
+      const rows = store.identities.feedAfter(since, limit + 1);
+      const items: FeedItemWire[] = [];
+      let next = since;
+      let bytes = 0;
+      for (const row of rows.slice(0, limit)) {
+        const item = { record: row.record, publicKey: row.publicKey };
+        bytes += itemBytes(item);
+        if (items.length > 0 && bytes > PAGE_BYTES) break;
+        items.push(item);
+        next = row.pos;
+      }
+      return { items, next, more: rows.length > items.length };
+    });
+    links.handle(S2sRecords, async (params, link) => ({
+      accepted: await this.#acceptAll(params.items as FeedItemWire[], link),
+    }));
+    links.onLink((link) => {
+      this.#pull(link).catch((err: unknown) =>
+        ctx.log.info({ domain: link.domain, err: fromError(err).message }, 'gossip pull stopped'),
+      );
+    });
+  }
+
+  /** A record accepted here: push it to every open link except `from`. */
+  announce(record: SignedRecord, publicKey: Uint8Array, from?: Link): void {
+    for (const domain of this.ctx.links.domains) {
+      const link = this.ctx.links.get(domain);
+      if (!link?.open || link === from) continue;
+      let q = this.#queues.get(link);
+      if (!q) {
+        q = { items: [], running: false };
+        this.#queues.set(link, q);
+        link.onClose(() => this.#queues.delete(link));
+      }
+      q.items.push({ record, publicKey });
+      if (!q.running) void this.#drain(link, q);
+    }
+  }
+
+  /** Pushes in order, one batch at a time; a peer that misses some catches up by s2s.sync on relink. */
+  async #drain(link: Link, q: { items: FeedItemWire[]; running: boolean }): Promise<void> {
+    q.running = true;
+    try {
+      while (q.items.length > 0 && link.open) {
+        let n = 0;
+        let bytes = 0;
+        while (n < q.items.length && n < S2S_MAX_ITEMS) {
+          bytes += itemBytes(q.items[n] as FeedItemWire);
+          if (n > 0 && bytes > PAGE_BYTES) break;
+          n++;
+        }
+        const batch = q.items.splice(0, n);
+        try {
+          await link.request(S2sRecords, { items: batch });
+        } catch (err) {
+          this.ctx.log.info({ domain: link.domain, err: fromError(err).message }, 'gossip push failed');
+        }
+      }
+    } finally {
+      q.running = false;
+    }
+  }
+
+  /** Verify and store each item in order; pass on what is new. Returns how many were new. */
+  async #acceptAll(items: FeedItemWire[], from: Link): Promise<number> {
+    let accepted = 0;
+    for (const item of items) {
+      try {
+        const r = await acceptIdentityRecord(this.ctx.store, item.record, item.publicKey, this.ctx.now());
+        if (r.outcome === 'accepted') {
+          accepted++;
+          this.announce(item.record, item.publicKey, from);
+        }
+      } catch (err) {
+        const e = fromError(err);
+        this.refused.set(from.domain, (this.refused.get(from.domain) ?? 0) + 1);
+        this.ctx.log.info({ domain: from.domain, code: e.code, err: e.message }, 'gossip: record refused');
+      }
+    }
+    return accepted;
+  }
+
+  /** Pull the peer's feed from the last position stored for it until it has no more. */
+  async #pull(link: Link): Promise<void> {
+    const { store } = this.ctx;
+    let since = store.identities.peerPosition(link.domain);
+    for (;;) {
+      if (!link.open) return;
+      const page = await link.request(S2sSync, { since, limit: S2S_MAX_ITEMS });
+      const parsed = S2sSync.response.safeParse({ type: S2sSync.okType, id: 0, ...page });
+      if (!parsed.success) throw new Error(`${link.domain} answered s2s.sync with a malformed page`);
+      await this.#acceptAll(parsed.data.items, link);
+      const next = parsed.data.next;
+      if (next > since) {
+        await store.writes.submit(() => store.identities.setPeerPosition(link.domain, next));
+        since = next;
+      }
+      if (!parsed.data.more || parsed.data.items.length === 0) return;
+    }
+  }
+}
