@@ -2,7 +2,7 @@ import { fromError } from '../protocol/errors.js';
 import type { SignedRecord } from '../protocol/records.js';
 import { type FeedItemWire, S2S_MAX_ITEMS, S2sRecords, S2sSync } from '../protocol/s2s.js';
 import type { Context } from '../server/context.js';
-import type { Link } from './links.js';
+import type { Link } from './link.js';
 import { acceptIdentityRecord } from './records.js';
 
 /** Bytes of records per page or push: well under the 256 KiB frame limit of the receiving side. */

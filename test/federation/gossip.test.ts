@@ -9,7 +9,7 @@ import {
   signBytes,
 } from '../../src/crypto/index.js';
 import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
-import { requestSigningBytes } from '../../src/federation/links.js';
+import { requestSigningBytes } from '../../src/federation/link.js';
 import { randomBytes } from '../../src/protocol/bytes.js';
 import { BINDING_TTL_MS, type SignedRecord } from '../../src/protocol/records.js';
 import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';

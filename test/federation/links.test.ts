@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { createRecord, generateIdentity, type Identity, signBytes } from '../../src/crypto/index.js';
 import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
-import { requestSigningBytes } from '../../src/federation/links.js';
+import { requestSigningBytes } from '../../src/federation/link.js';
 import { randomBytes } from '../../src/protocol/bytes.js';
 import { method } from '../../src/protocol/frames.js';
 import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';
