@@ -6,16 +6,12 @@ import {
   generateIdentity,
   type Identity,
   recordHash,
-  signBytes,
 } from '../../src/crypto/index.js';
-import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
-import { requestSigningBytes } from '../../src/federation/link.js';
-import { randomBytes } from '../../src/protocol/bytes.js';
 import { BINDING_TTL_MS, type SignedRecord } from '../../src/protocol/records.js';
-import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 import { RawPeer } from '../helpers/raw.js';
+import { rawLink } from '../helpers/raw-link.js';
 import { connectUser, newIdentity } from '../helpers/servers.js';
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -29,39 +25,6 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 const owner = (s: PmbServer, nick: string, domain: string) =>
   s.context.store.identities.bindingOwner(nick, domain, Date.now());
 const feedHead = (s: PmbServer) => s.context.store.identities.feedHead();
-
-/** A raw peer holding an open link to `to` as `as`; request() signs over the link's nonces. */
-async function rawLink(to: PmbServer, as: { identity: Identity; record: unknown }) {
-  const peer = await RawPeer.open(to.url, 'cbor', S2S_SUBPROTOCOL);
-  const nonce = randomBytes(32);
-  const ok = await peer.request({
-    type: 's2s.hello',
-    id: 1,
-    versions: [1],
-    serverRecord: as.record,
-    publicKey: as.identity.publicKeyBytes,
-    nonce,
-  });
-  assert.equal(ok.type, 's2s.hello.ok', JSON.stringify(ok.code));
-  const t = linkTranscript({
-    initiator: as.identity.fingerprint,
-    responder: to.fingerprint,
-    initiatorNonce: nonce,
-    responderNonce: ok.nonce as Uint8Array,
-  });
-  const auth = await peer.request({ type: 's2s.auth', id: 2, proof: await proveLink(as.identity, t) });
-  assert.equal(auth.type, 's2s.auth.ok');
-  const nonces = { initiator: nonce, responder: ok.nonce as Uint8Array };
-  let id = 100;
-  return {
-    peer,
-    async request(type: string, params: Record<string, unknown>) {
-      const n = id++;
-      const sig = await signBytes(as.identity, requestSigningBytes(nonces, n, type, params));
-      return peer.request({ type, id: n, ...params, sig });
-    },
-  };
-}
 
 describe('directory replication (gossip): s1 - s2 - s3 in a line, s4 joins late linking to s1', () => {
   let net: TestNetwork;

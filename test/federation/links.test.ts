@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
-import { createRecord, generateIdentity, type Identity, signBytes } from '../../src/crypto/index.js';
+import { createRecord, generateIdentity, signBytes } from '../../src/crypto/index.js';
 import { linkTranscript, proveLink } from '../../src/federation/handshake.js';
 import { requestSigningBytes } from '../../src/federation/link.js';
-import { randomBytes } from '../../src/protocol/bytes.js';
 import { method } from '../../src/protocol/frames.js';
 import { S2S_SUBPROTOCOL } from '../../src/protocol/s2s.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
-import { type Frame, RawPeer } from '../helpers/raw.js';
+import { RawPeer } from '../helpers/raw.js';
+import { rawHello, rawLink } from '../helpers/raw-link.js';
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -17,42 +17,6 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** A raw s2s.hello as `server` (its identity and record) to `to`; returns the peer and the hello.ok frame. */
-async function rawHello(
-  to: PmbServer,
-  as: { identity: Identity; record: unknown },
-): Promise<{ peer: RawPeer; ok: Frame; nonce: Uint8Array }> {
-  const peer = await RawPeer.open(to.url, 'cbor', S2S_SUBPROTOCOL);
-  const nonce = randomBytes(32);
-  const ok = await peer.request({
-    type: 's2s.hello',
-    id: 1,
-    versions: [1],
-    serverRecord: as.record,
-    publicKey: as.identity.publicKeyBytes,
-    nonce,
-  });
-  return { peer, ok, nonce };
-}
-
-/** A raw peer that opened a link to `to` as `as` (hello + auth); returns it with the link's nonces. */
-async function rawLink(
-  to: PmbServer,
-  as: { identity: Identity; record: unknown },
-): Promise<{ peer: RawPeer; nonces: { initiator: Uint8Array; responder: Uint8Array } }> {
-  const { peer, ok, nonce } = await rawHello(to, as);
-  assert.equal(ok.type, 's2s.hello.ok', JSON.stringify(ok.code));
-  const t = linkTranscript({
-    initiator: as.identity.fingerprint,
-    responder: to.fingerprint,
-    initiatorNonce: nonce,
-    responderNonce: ok.nonce as Uint8Array,
-  });
-  const opened = await peer.request({ type: 's2s.auth', id: 2, proof: await proveLink(as.identity, t) });
-  assert.equal(opened.type, 's2s.auth.ok');
-  return { peer, nonces: { initiator: nonce, responder: ok.nonce as Uint8Array } };
 }
 
 const Echo = method('s2s.test.echo', {
