@@ -17,6 +17,7 @@ import type { AcmeTiming } from '../../src/server/config.js';
 import { createServer } from '../../src/server/index.js';
 import type { Logger } from '../../src/server/logger.js';
 import { connectUser, inbox, tempDir, trustingWebSocket } from '../helpers/servers.js';
+import { selfSigned } from '../helpers/tls.js';
 
 /**
  * ACME against the real RFC 8555 test CA from Debian's `pebble` package (pebble + pebble-challtestsrv as
@@ -110,31 +111,7 @@ async function startPebble(dir: string): Promise<Pebble> {
       `${missing.join(', ')} not installed: the ACME tests need the real test CA (apt-get install pebble openssl; .ci/run installs them)`,
     );
   }
-  const caFile = join(dir, 'pebble.crt');
-  const keyFile = join(dir, 'pebble.key');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      caFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
+  const { cert: caFile, key: keyFile } = selfSigned(dir, 'localhost', 2);
   const [acmePort, mgmtPort, dnsPort, dnsMgmtPort, challengePort, tlsPort] = (await Promise.all(
     Array.from({ length: 6 }, () => freePort()),
   )) as [number, number, number, number, number, number];

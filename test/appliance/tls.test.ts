@@ -9,6 +9,7 @@ import { checkTls } from '../../src/appliance/doctor.js';
 import { startAppliance } from '../../src/appliance/start.js';
 import { PmbClient, type WebSocketFactory } from '../../src/client/index.js';
 import { connectUser, inbox, newIdentity, tempDir, trustingWebSocket } from '../helpers/servers.js';
+import { selfSigned } from '../helpers/tls.js';
 
 function hasOpenssl(): boolean {
   try {
@@ -19,36 +20,6 @@ function hasOpenssl(): boolean {
   }
 }
 
-/** A self-signed certificate for tls.test and 127.0.0.1, made by the real openssl. */
-function selfSigned(dir: string, name = 'tls.test'): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '30',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name},IP:127.0.0.1`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
-
 describe('TLS', () => {
   it('openssl is installed (the certificates below are made with it; .ci/run installs it)', () => {
     assert.ok(hasOpenssl(), 'openssl is missing: apt-get install openssl');
@@ -56,7 +27,7 @@ describe('TLS', () => {
 
   it('serves wss:// with tls.cert/tls.key; the SDK connects with the certificate trusted', async () => {
     await using dir = await tempDir();
-    const tls = selfSigned(dir.path);
+    const tls = selfSigned(dir.path, 'tls.test');
     const resolved = resolveConfig({
       flags: {
         dataDir: join(dir.path, 'data'),
