@@ -8,6 +8,7 @@ import {
   type PublicIdentity,
   readChallenge,
   readPublicIdentity,
+  recordHash,
   sealMessage,
   verifyRecord,
 } from '../crypto/index.js';
@@ -21,11 +22,12 @@ import {
   LoginStart,
   Lookup,
   Ping,
+  Publish,
   Register,
   type ResultOf,
   Send,
 } from '../protocol/frames.js';
-import { BINDING_TTL_MS, bindingBody, type SignedRecord } from '../protocol/records.js';
+import { BINDING_TTL_MS, bindingBody, type SignedRecord, serverBody } from '../protocol/records.js';
 import { fingerprint as fingerprintSchema, parseAddress } from '../protocol/schemas.js';
 import { Connection, type ConnectOptions } from './connection.js';
 
@@ -60,7 +62,10 @@ export interface Contact {
   key: PublicIdentity;
   /** nick@domain names whose bindings verified against the key. */
   addresses: string[];
+  /** Domain of the server hosting the identity now (its newest location record, else its registrar). */
   server: string;
+  /** WebSocket endpoint of that server, when its server record came with the answer. */
+  endpoint?: string;
   records: SignedRecord[];
 }
 
@@ -151,11 +156,16 @@ export class PmbClient {
     return res.binding;
   }
 
-  /** Log in by answering the challenge encrypted to our key; the backlog starts arriving after this. */
-  async login(): Promise<ResultOf<typeof LoginFinish>> {
+  /**
+   * Log in by answering the challenge encrypted to our key; the backlog starts arriving after this. The
+   * answer's `location` says which server hosts the account now: when it is not this one, `move: true`
+   * makes this server the home (a location record); otherwise the caller should go to that server.
+   */
+  async login(opts: { move?: boolean; invite?: string } = {}): Promise<ResultOf<typeof LoginFinish>> {
     const { challenge, expires } = await this.conn.request(LoginStart, {
       fingerprint: this.identity.fingerprint,
       device: this.device,
+      ...(opts.invite ? { invite: opts.invite } : {}),
     });
     const secret = await readChallenge(this.identity, challenge);
     const answer = await challengeAnswer({
@@ -164,7 +174,12 @@ export class PmbClient {
       connection: this.conn.hello!.connection,
       expires,
     });
-    return this.conn.request(LoginFinish, { answer });
+    const res = await this.conn.request(LoginFinish, { answer });
+    if (opts.move && res.location !== this.server.domain) {
+      await this.moveHere();
+      return { ...res, location: this.server.domain };
+    }
+    return res;
   }
 
   /** Resolve nick@domain or a fingerprint; bindings are checked against the key before they are believed. */
@@ -176,6 +191,7 @@ export class PmbClient {
     const key = await readPublicIdentity(res.publicKey);
     if (key.fingerprint !== res.fingerprint)
       throw new PmbError('bad_key', 'The server returned a key with another fingerprint');
+    const servers = await this.#serverRecords(res.servers);
     const addresses: string[] = [];
     for (const record of res.records) {
       const payload = decodeRecord(record);
@@ -184,7 +200,7 @@ export class PmbClient {
       if (!body.success) continue;
       try {
         // A name is believed only when both the key and the name's registrar signed it.
-        const registrar = await this.#registrar(body.data.registrar);
+        const registrar = this.#registrar(body.data.registrar, body.data.domain, servers);
         if (!registrar) continue;
         await verifyRecord(
           record,
@@ -200,11 +216,13 @@ export class PmbClient {
     if (addr && !addresses.includes(`${addr.nick}@${addr.domain}`)) {
       throw new PmbError('bad_record', `The server gave no valid binding of ${q} signed by the key`);
     }
+    const home = [...servers.values()].find((s) => s.domain === res.server);
     const contact: Contact = {
       fingerprint: key.fingerprint,
       key,
       addresses,
       server: res.server,
+      ...(home ? { endpoint: home.endpoint } : {}),
       records: res.records,
     };
     this.#contacts.set(q, contact);
@@ -212,11 +230,75 @@ export class PmbClient {
     return contact;
   }
 
-  /** Public key of a registrar server. Today: the server we talk to; federation will bring the others. */
-  async #registrar(fingerprint: string): Promise<PublicIdentity | undefined> {
-    if (fingerprint !== this.server.fingerprint) return undefined;
+  /**
+   * The server records a lookup answer carried, each checked: signed by its own key, the newest this
+   * server holds. Which key a domain has is what our server pinned (trust on first use, spread by
+   * gossip): the client trusts its own server, whose key it pinned, for that (docs/federation.md).
+   */
+  async #serverRecords(
+    items: readonly { record: SignedRecord; publicKey: Uint8Array }[],
+  ): Promise<Map<string, { key: PublicIdentity; domain: string; endpoint: string }>> {
+    const out = new Map<string, { key: PublicIdentity; domain: string; endpoint: string }>();
     this.#serverKey ??= await readPublicIdentity(this.server.publicKey);
-    return this.#serverKey;
+    out.set(this.#serverKey.fingerprint, {
+      key: this.#serverKey,
+      domain: this.server.domain,
+      endpoint: this.conn.url,
+    });
+    for (const item of items) {
+      try {
+        const key = await readPublicIdentity(item.publicKey);
+        const verified = await verifyRecord(item.record, { subject: key }, { now: this.#now() });
+        const body = serverBody.safeParse(verified.payload.body);
+        if (verified.payload.kind !== 'server' || !body.success) continue;
+        if (!out.has(key.fingerprint)) {
+          out.set(key.fingerprint, { key, domain: body.data.domain, endpoint: body.data.endpoints.ws });
+        }
+      } catch {
+        // A server record that does not verify is ignored: its bindings are then not believed.
+      }
+    }
+    return out;
+  }
+
+  /** The registrar key for a binding: the server record of `fingerprint`, which must be for `domain`. */
+  #registrar(
+    fingerprint: string,
+    domain: string,
+    servers: Map<string, { key: PublicIdentity; domain: string }>,
+  ): PublicIdentity | undefined {
+    const s = servers.get(fingerprint);
+    return s && s.domain === domain ? s.key : undefined;
+  }
+
+  /**
+   * Publish the next record of this identity's own chain (location, profile, recovery ...): the chain
+   * head comes from a fresh lookup of our own fingerprint.
+   */
+  async publish(
+    kind: 'location' | 'profile' | 'recovery' | 'devices',
+    body: Record<string, unknown>,
+  ): Promise<SignedRecord> {
+    this.#contacts.delete(this.identity.fingerprint);
+    const res = await this.conn.request(Lookup, { query: this.identity.fingerprint });
+    const head = res.records.at(-1);
+    const headPayload = head ? decodeRecord(head) : undefined;
+    const record = await createRecord(this.identity, {
+      kind,
+      subject: this.identity.fingerprint,
+      seq: (headPayload?.seq ?? 0) + 1,
+      prev: head ? await recordHash(head) : null,
+      ts: this.#now(),
+      body,
+    });
+    await this.conn.request(Publish, { record });
+    this.#contacts.delete(this.identity.fingerprint);
+    return record;
+  }
+
+  /** Make this server the account's home: a new location record, signed here, gossiped everywhere. */
+  moveHere(): Promise<SignedRecord> {
+    return this.publish('location', { domain: this.server.domain, server: this.server.fingerprint });
   }
 
   /** Sign, encrypt and send; resolves once the server has the message on disk. */

@@ -60,7 +60,13 @@ export class Connection {
   events: ConnectionEvents = {};
   hello: ResultOf<typeof Hello> | undefined;
 
-  private constructor(ws: WebSocketLike, codec: Codec, timeoutMs: number) {
+  private constructor(
+    ws: WebSocketLike,
+    codec: Codec,
+    timeoutMs: number,
+    /** The URL this connection was opened to. */
+    readonly url: string,
+  ) {
     this.#ws = ws;
     this.#codec = codec;
     this.#timeoutMs = timeoutMs;
@@ -84,7 +90,7 @@ export class Connection {
         reject(new PmbError('unavailable', `Connection to ${opts.url} closed (${ev.code} ${ev.reason})`)),
       );
     });
-    const conn = new Connection(ws, codec, opts.timeoutMs ?? 30_000);
+    const conn = new Connection(ws, codec, opts.timeoutMs ?? 30_000, opts.url);
     conn.hello = await conn.request(Hello, {
       versions: [...PROTOCOL_VERSIONS],
       ...(opts.agent ? { agent: opts.agent } : {}),

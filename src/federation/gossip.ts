@@ -1,9 +1,11 @@
+import { decodeRecord } from '../crypto/index.js';
 import { fromError } from '../protocol/errors.js';
 import type { SignedRecord } from '../protocol/records.js';
-import { type FeedItemWire, S2S_MAX_ITEMS, S2sRecords, S2sSync } from '../protocol/s2s.js';
+import { type FeedItemWire, S2S_MAX_ITEMS, S2sRecord, S2sRecords, S2sSync } from '../protocol/s2s.js';
 import type { Context } from '../server/context.js';
+import { storedToSigned } from '../store/index.js';
+import { acceptFetched, acceptRecord } from './accept.js';
 import type { Link } from './link.js';
-import { acceptIdentityRecord } from './records.js';
 
 /** Bytes of records per page or push: well under the 256 KiB frame limit of the receiving side. */
 const PAGE_BYTES = 160 * 1024;
@@ -22,6 +24,7 @@ export class Gossip {
   readonly #queues = new Map<Link, { items: FeedItemWire[]; running: boolean }>();
   /** Records refused from each peer domain (forged, stale, forks, gaps). */
   readonly refused = new Map<string, number>();
+  readonly #pulls = new Map<Link, Promise<void>>();
 
   constructor(private readonly ctx: Context) {
     const { links, store } = ctx;
@@ -41,14 +44,25 @@ export class Gossip {
       }
       return { items, next, more: rows.length > items.length };
     });
+    links.handle(S2sRecord, async (params) => ({
+      items: chainItems(ctx, params.subject as string, params.since as number),
+    }));
     links.handle(S2sRecords, async (params, link) => ({
       accepted: await this.#acceptAll(params.items as FeedItemWire[], link),
     }));
     links.onLink((link) => {
-      this.#pull(link).catch((err: unknown) =>
+      const pull = this.#pull(link).catch((err: unknown) =>
         ctx.log.info({ domain: link.domain, err: fromError(err).message }, 'gossip pull stopped'),
       );
+      this.#pulls.set(link, pull);
+      link.onClose(() => this.#pulls.delete(link));
     });
+  }
+
+  /** Resolves when the first pull from the current link to `domain` has finished (at once if none). */
+  async pulled(domain: string): Promise<void> {
+    const link = this.ctx.links.get(domain);
+    if (link) await this.#pulls.get(link);
   }
 
   /** A record accepted here: push it to every open link except `from`. */
@@ -96,18 +110,38 @@ export class Gossip {
     let accepted = 0;
     for (const item of items) {
       try {
-        const r = await acceptIdentityRecord(this.ctx.store, item.record, item.publicKey, this.ctx.now());
-        if (r.outcome === 'accepted') {
-          accepted++;
-          this.announce(item.record, item.publicKey, from);
-        }
+        const r = await acceptRecord(this.ctx, item.record, item.publicKey, from);
+        if (r.outcome === 'accepted') accepted++;
       } catch (err) {
-        const e = fromError(err);
+        let e = fromError(err);
+        if (e.code === 'record_gap') {
+          // Records before this one never reached us (a link was down): fetch the chain, then retry.
+          try {
+            await this.#fill(item, from);
+            accepted++;
+            continue;
+          } catch (again) {
+            e = fromError(again);
+          }
+        }
         this.refused.set(from.domain, (this.refused.get(from.domain) ?? 0) + 1);
         this.ctx.log.info({ domain: from.domain, code: e.code, err: e.message }, 'gossip: record refused');
       }
     }
     return accepted;
+  }
+
+  /** Fetch the subject's chain from the peer that sent `item`, then accept `item` itself. */
+  async #fill(item: FeedItemWire, from: Link): Promise<void> {
+    const { store } = this.ctx;
+    const subject = decodeRecord(item.record).subject;
+    const since = store.identities.head(subject)?.seq ?? 0;
+    const answer = await from.request(S2sRecord, { subject, since });
+    const parsed = S2sRecord.response.safeParse({ type: S2sRecord.okType, id: 0, ...answer });
+    if (!parsed.success) throw new Error(`${from.domain} answered s2s.record with a malformed page`);
+    await acceptFetched(this.ctx, parsed.data.items, from);
+    const r = await acceptRecord(this.ctx, item.record, item.publicKey, from);
+    if (r.outcome !== 'accepted') throw new Error('the record was already held');
   }
 
   /** Pull the peer's feed from the last position stored for it until it has no more. */
@@ -128,4 +162,25 @@ export class Gossip {
       if (!parsed.data.more || parsed.data.items.length === 0) return;
     }
   }
+}
+
+/**
+ * What s2s.record answers: the server records of every domain the identity's chain names (so the
+ * receiver can check the registrars' cosignatures), then the identity's records above `since`.
+ */
+export function chainItems(ctx: Context, subject: string, since: number): FeedItemWire[] {
+  const ids = ctx.store.identities;
+  const key = ids.publicKey(subject);
+  if (key === undefined) return [];
+  const items: FeedItemWire[] = [];
+  for (const domain of ids.homes(subject)) {
+    const fp = ids.domainKey(domain);
+    const serverKey = fp === undefined ? undefined : ids.publicKey(fp);
+    if (fp === undefined || serverKey === undefined) continue;
+    for (const r of ids.records(fp)) items.push({ record: storedToSigned(r), publicKey: serverKey });
+  }
+  for (const r of ids.records(subject)) {
+    if (r.seq > since) items.push({ record: storedToSigned(r), publicKey: key });
+  }
+  return items.slice(0, S2S_MAX_ITEMS);
 }

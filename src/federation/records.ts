@@ -1,7 +1,7 @@
 import { checkChainLink, decodeRecord, readPublicIdentity, verifyRecord } from '../crypto/index.js';
 import { equalBytes } from '../protocol/bytes.js';
 import { PmbError } from '../protocol/errors.js';
-import { bindingBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
+import { bindingBody, locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
 import { encodeSigs, type Store } from '../store/index.js';
 import { acceptServerRecord } from './server-records.js';
 
@@ -45,6 +45,17 @@ export async function acceptIdentityRecord(
       { now, requireCosigner: true },
     );
   } else {
+    if (payload.kind === 'location') {
+      const body = locationBody.safeParse(payload.body);
+      if (!body.success) throw new PmbError('bad_record', 'The location body is malformed');
+      const pinned = store.identities.domainKey(body.data.domain);
+      if (pinned !== undefined && pinned !== body.data.server) {
+        throw new PmbError(
+          'bad_record',
+          `The location names ${body.data.server}, but ${body.data.domain} is ${pinned}`,
+        );
+      }
+    }
     verified = await verifyRecord(record, { subject: key }, { now });
   }
   const { hash } = verified;

@@ -147,3 +147,23 @@ async function publicKeyOf(store: Store, fingerprint: string): Promise<PublicIde
   const bytes = store.identities.publicKey(fingerprint);
   return bytes ? readPublicIdentity(bytes) : undefined;
 }
+
+/**
+ * The held server records (with keys) of the servers pinned for `domains`: what a lookup or an s2s.record
+ * answer carries so the reader can check registrar cosignatures and find the servers' endpoints.
+ */
+export function pinnedServerItems(
+  store: Store,
+  domains: readonly string[],
+): { record: SignedRecord; publicKey: Uint8Array }[] {
+  const ids = store.identities;
+  const items: { record: SignedRecord; publicKey: Uint8Array }[] = [];
+  for (const domain of domains) {
+    const fp = ids.domainKey(domain);
+    const key = fp === undefined ? undefined : ids.publicKey(fp);
+    if (fp === undefined || key === undefined) continue;
+    const newest = ids.records(fp).at(-1);
+    if (newest) items.push({ record: storedToSigned(newest), publicKey: key });
+  }
+  return items;
+}

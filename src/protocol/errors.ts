@@ -55,6 +55,11 @@ export const ERROR_CODES = {
     close: 1014,
     text: 'Another server answered with an invalid or inconsistent discovery document',
   },
+  moved: {
+    status: 409,
+    close: 1008,
+    text: 'The account has moved to another server; its location record names it',
+  },
   forbidden: { status: 403, close: 1008, text: 'Not allowed' },
   bad_request: { status: 400, close: 1008, text: 'Bad request' },
   internal: { status: 500, close: 1011, text: 'Internal error' },

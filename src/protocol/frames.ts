@@ -118,15 +118,32 @@ export const Register = method('register', {
 });
 
 export const LoginStart = method('login.start', {
-  params: { fingerprint, device: deviceId },
+  params: {
+    fingerprint,
+    device: deviceId,
+    /**
+     * For an identity that has no account here yet (it registered elsewhere and moves here): an invite
+     * code, needed when this server's registration is invite-only.
+     */
+    invite: z.string().max(128).optional(),
+  },
   result: {
     /** OpenPGP message, encrypted to the account key, holding 32 random bytes. */
     challenge: bytes,
     expires: timestamp,
   },
-  errors: ['unknown_account', 'already_logged_in', 'too_many_pending_logins', 'bad_key'],
+  errors: [
+    'unknown_account',
+    'already_logged_in',
+    'too_many_pending_logins',
+    'bad_key',
+    'registration_closed',
+    'invite_required',
+    'moved',
+  ],
   auth: false,
-  summary: 'Ask for a login challenge encrypted to the account key.',
+  summary:
+    'Ask for a login challenge encrypted to the account key (any identity this server knows, also one registered elsewhere).',
 });
 
 export const LoginFinish = method('login.finish', {
@@ -139,8 +156,10 @@ export const LoginFinish = method('login.finish', {
     device: deviceId,
     /** Nickname bindings held for the account. */
     bindings: z.array(signedRecord),
+    /** Domain of the server the identity's newest location record (or else its binding) names. */
+    location: domain,
   },
-  errors: ['login_failed', 'challenge_expired'],
+  errors: ['login_failed', 'challenge_expired', 'invite_required'],
   auth: false,
   summary: 'Prove possession of the key; the connection becomes a device session of the account.',
 });
@@ -154,6 +173,11 @@ export const Lookup = method('lookup', {
     records: z.array(signedRecord),
     /** Domain of the server currently responsible for the account. */
     server: domain,
+    /**
+     * Server records (with their keys) of the servers the records name: the registrars of the bindings
+     * and the current location, as this server pinned them.
+     */
+    servers: z.array(z.object({ record: signedRecord, publicKey: bytes })).max(16),
   },
   errors: ['not_found', 'bad_request'],
   auth: false,
@@ -177,9 +201,34 @@ export const Send = method('send', {
     'too_many_recipients',
     'storage_full',
     'forbidden',
+    'moved',
   ],
   auth: true,
   summary: 'Store and forward an envelope; answered only after it is committed to disk.',
+});
+
+export const Publish = method('record.publish', {
+  params: {
+    /** The next record of the logged-in identity's own chain (location, profile, recovery ...). */
+    record: signedRecord,
+  },
+  result: {
+    /** false when the same record was already held (a retry). */
+    accepted: z.boolean(),
+  },
+  errors: [
+    'login_required',
+    'forbidden',
+    'bad_record',
+    'bad_signature',
+    'stale_record',
+    'record_fork',
+    'record_gap',
+    'expired',
+  ],
+  auth: true,
+  summary:
+    'Publish a record of your own identity; the server verifies it, stores it and passes it to every linked server.',
 });
 
 export const Ack = method('ack', {
@@ -201,7 +250,7 @@ export const Ping = method('ping', {
   summary: 'Liveness check; returns the server clock.',
 });
 
-export const METHODS = [Hello, Register, LoginStart, LoginFinish, Lookup, Send, Ack, Ping] as const;
+export const METHODS = [Hello, Register, LoginStart, LoginFinish, Lookup, Send, Publish, Ack, Ping] as const;
 export type Method = (typeof METHODS)[number];
 export type MethodName = Method['name'];
 export type RequestOf<M extends Method> = z.infer<M['request']>;

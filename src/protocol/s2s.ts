@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { method } from './frames.js';
+import { envelope, method } from './frames.js';
 import { signedRecord } from './records.js';
-import { boundedBytes, bytes, domain, uint } from './schemas.js';
+import { boundedBytes, bytes, domain, fingerprint, uint } from './schemas.js';
 
 /**
  * Server-to-server links (docs/federation.md): the same framing as client connections, over a WebSocket
@@ -69,4 +69,37 @@ export const S2sRecords = method('s2s.records', {
   summary: 'Push newly accepted records; the receiver verifies each and answers how many were new to it.',
 });
 
-export const S2S_METHODS = [S2sHello, S2sAuth, S2sSync, S2sRecords] as const;
+export const S2sRecord = method('s2s.record', {
+  params: { subject: fingerprint, since: uint },
+  result: { items: z.array(feedItem).max(S2S_MAX_ITEMS) },
+  errors: ['not_found'],
+  auth: false,
+  summary: 'Fetch the records of one identity with seq above `since`, chain order (fills a gap on demand).',
+});
+
+/** Envelopes per s2s.deliver request. */
+export const S2S_MAX_ENVELOPES = 100;
+
+export const deliverItem = z.object({
+  envelope,
+  /** The recipients this server is asked to deliver to: some of envelope.to, or the sender's own copy. */
+  to: z.array(fingerprint).min(1).max(64),
+});
+export type DeliverItemWire = z.infer<typeof deliverItem>;
+
+export const deliverResult = z.object({
+  /** held: on disk here (or forwarded on, or held before: a duplicate). refused: never retry it. */
+  status: z.enum(['held', 'refused']),
+  code: z.string().max(64).optional(),
+});
+
+export const S2sDeliver = method('s2s.deliver', {
+  params: { items: z.array(deliverItem).min(1).max(S2S_MAX_ENVELOPES) },
+  result: { results: z.array(deliverResult).max(S2S_MAX_ENVELOPES) },
+  errors: ['storage_full'],
+  auth: false,
+  summary:
+    'Hand over envelopes from the outbox; answered, item by item, once they are on disk at the receiver.',
+});
+
+export const S2S_METHODS = [S2sHello, S2sAuth, S2sSync, S2sRecords, S2sRecord, S2sDeliver] as const;

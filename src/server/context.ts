@@ -2,6 +2,7 @@ import type { Identity, PublicIdentity } from '../crypto/index.js';
 import type { Discovery } from '../federation/discovery.js';
 import type { Gossip } from '../federation/gossip.js';
 import type { Links } from '../federation/links.js';
+import type { Mail } from '../federation/mail.js';
 import type { SignedRecord } from '../protocol/records.js';
 import type { Store } from '../store/index.js';
 import type { ServerConfig } from './config.js';
@@ -29,4 +30,6 @@ export interface Context {
   readonly links: Links;
   /** Directory replication over the links: announce() passes a newly accepted record on. */
   readonly gossip: Gossip;
+  /** Routing by location, the outbox to other servers, accounts moving in and out. */
+  readonly mail: Mail;
 }

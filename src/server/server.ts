@@ -4,9 +4,12 @@ import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
+import { serveDeliveries } from '../federation/deliver.js';
 import { Discovery } from '../federation/discovery.js';
 import { Gossip } from '../federation/gossip.js';
 import { Links, type LinksOptions } from '../federation/links.js';
+import { Mail } from '../federation/mail.js';
+import type { OutboxOptions } from '../federation/outbox.js';
 import { ensureOwnServerRecord } from '../federation/server-records.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
 import { openStore, type Store } from '../store/index.js';
@@ -52,6 +55,8 @@ export function createServer(
     routes?: (app: Hono, ctx: Context) => void;
     /** Server links: handshake timeout, reconnect backoff (tests shorten them). */
     links?: LinksOptions;
+    /** Outbox retry backoff (default: the links' backoff). */
+    outbox?: OutboxOptions;
   } = {},
 ): PmbServer {
   const log = opts.log ?? createLogger(config.logLevel);
@@ -64,6 +69,7 @@ export function createServer(
   let gateway: Gateway | undefined;
   let links: Links | undefined;
   let gossip: Gossip | undefined;
+  let mail: Mail | undefined;
   let http: Listener | undefined;
   let stopListener = () => {};
   let adminToken = '';
@@ -125,6 +131,9 @@ export function createServer(
         get gossip() {
           return gossip as Gossip;
         },
+        get mail() {
+          return mail as Mail;
+        },
         async publicIdentity(fp) {
           const hit = keyCache.get(fp);
           if (hit) return hit;
@@ -138,6 +147,8 @@ export function createServer(
       };
       links = new Links(ctx, opts.links);
       gossip = new Gossip(ctx);
+      mail = new Mail(ctx, opts.outbox ?? (opts.links?.backoff ? { backoff: opts.links.backoff } : {}));
+      serveDeliveries(ctx);
       const linksNow = links;
       gateway = new Gateway(ctx, router, { onServerLink: (ws, address) => linksNow.accept(ws, address) });
       const app = createHttpApp({ ctx, gateway, adminToken, publicUrl: () => config.publicUrl ?? urlOf() });
@@ -172,6 +183,7 @@ export function createServer(
           now(),
         );
         gw.start();
+        mail?.start();
         // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
         await writeFile(
           join(config.dataDir, 'server.json'),
@@ -243,6 +255,7 @@ export function createServer(
       await acme?.close();
       acme = undefined;
       stopListener();
+      mail?.close();
       await links?.close();
       await gateway?.close();
       if (http) {
@@ -254,6 +267,7 @@ export function createServer(
       gateway = undefined;
       links = undefined;
       gossip = undefined;
+      mail = undefined;
       http = undefined;
       store = undefined;
     },

@@ -6,6 +6,8 @@ export interface PendingLogin {
   device: string;
   secret: Uint8Array;
   expires: number;
+  /** Set when the identity has no account here yet: the invite to spend (empty with open registration). */
+  invite?: string;
 }
 
 /** One WebSocket connection and what it has proven so far. */

@@ -32,6 +32,9 @@ export interface StoredRecord {
 
 /** Public keys, signed record chains and nickname bindings of every known identity. */
 export class IdentityStore {
+  /** subject -> current location domain; dropped whenever a record of the subject is stored. */
+  readonly #locations = new Map<string, string | null>();
+
   constructor(private readonly db: Db) {}
 
   putIdentity(fingerprint: string, publicKey: Uint8Array, now: number): void {
@@ -60,6 +63,7 @@ export class IdentityStore {
    * caller runs inside store.writes.submit).
    */
   appendRecord(r: StoredRecord): void {
+    this.#locations.delete(r.subject);
     this.db.run(
       'INSERT INTO records(subject, seq, kind, hash, payload, sigs, expires) VALUES (?, ?, ?, ?, ?, ?, ?)',
       [r.subject, r.seq, r.kind, r.hash, r.payload, r.sigs, r.expires],
@@ -152,6 +156,43 @@ export class IdentityStore {
     );
   }
 
+  /**
+   * The domain of the server responsible for an identity: its newest location record's, else its newest
+   * binding's (the registrar hosts an account until it moves). undefined for an identity with neither.
+   */
+  location(subject: string): string | undefined {
+    const hit = this.#locations.get(subject);
+    if (hit !== undefined) return hit ?? undefined;
+    const row = this.db.get<{ payload: Uint8Array }>(
+      "SELECT payload FROM records WHERE subject = ? AND kind = 'location' ORDER BY seq DESC LIMIT 1",
+      [subject],
+    );
+    const domain = row ? bodyDomain(row.payload) : this.bindingDomain(subject);
+    if (this.#locations.size > 50_000) this.#locations.clear();
+    this.#locations.set(subject, domain ?? null);
+    return domain;
+  }
+
+  /** Every domain an identity's chain has named as its home (bindings and locations), oldest first. */
+  homes(subject: string): string[] {
+    const rows = this.db.all<{ payload: Uint8Array }>(
+      "SELECT payload FROM records WHERE subject = ? AND kind IN ('binding', 'location') ORDER BY seq",
+      [subject],
+    );
+    const out: string[] = [];
+    for (const r of rows) {
+      const d = bodyDomain(r.payload);
+      if (d !== undefined && !out.includes(d)) out.push(d);
+    }
+    return out;
+  }
+
+  /** Forget cached locations (after records were removed, e.g. by a recovery override). */
+  forgetLocation(subject?: string): void {
+    if (subject === undefined) this.#locations.clear();
+    else this.#locations.delete(subject);
+  }
+
   /** The domain of the newest binding held for `fingerprint`. */
   bindingDomain(fingerprint: string): string | undefined {
     return this.db.get<{ domain: string }>(
@@ -167,4 +208,10 @@ export class IdentityStore {
       [nick, domain, now],
     )?.fingerprint;
   }
+}
+
+/** body.domain of a stored (already verified) binding or location payload. */
+function bodyDomain(payload: Uint8Array): string | undefined {
+  const body = (decodeCbor(payload) as { body?: { domain?: unknown } }).body;
+  return typeof body?.domain === 'string' ? body.domain : undefined;
 }

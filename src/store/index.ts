@@ -5,9 +5,11 @@ import { IdentityStore } from './identities.js';
 import { MailboxStore } from './mailbox.js';
 import { MetaStore } from './meta.js';
 import { migrate } from './migrations.js';
+import { OutboxStore } from './outbox.js';
 
 export { encodeSigs, type FeedItem, type StoredRecord, storedToSigned } from './identities.js';
 export type { MailboxEntry, StoreResult } from './mailbox.js';
+export type { OutboxRow } from './outbox.js';
 export { Db, GroupCommit, snapshotDatabaseFile };
 
 /** Everything PMB keeps on disk. Nothing outside src/store writes SQL. */
@@ -17,6 +19,7 @@ export interface Store {
   readonly identities: IdentityStore;
   readonly accounts: AccountStore;
   readonly mailbox: MailboxStore;
+  readonly outbox: OutboxStore;
   /** Batched, fsynced writes: resolve only after commit. */
   readonly writes: GroupCommit;
   /** A consistent copy of the database in a new file at `path` (for backups, taken while serving). */
@@ -35,6 +38,7 @@ export function openStore(url: string): Store {
     identities: new IdentityStore(db),
     accounts: new AccountStore(db),
     mailbox: new MailboxStore(db),
+    outbox: new OutboxStore(db),
     writes,
     snapshot(path) {
       // Queued writes (lazy delivery cursors) go in first, so the copy is as fresh as the server.

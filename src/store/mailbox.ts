@@ -80,6 +80,22 @@ export class MailboxStore {
     return gone.length;
   }
 
+  /**
+   * Remove every entry of the account and return the envelopes, oldest first (the account moved: they are
+   * forwarded to its new server). The (sender, id) keys stay, as after prune.
+   */
+  takeAll(account: string): { sender: string; id: string; envelope: Uint8Array }[] {
+    const rows = this.db.all<{ message: number; sender: string; id: string; envelope: Uint8Array }>(
+      `SELECT mailbox.message AS message, messages.sender AS sender, messages.id AS id,
+       messages.envelope AS envelope
+       FROM mailbox JOIN messages ON messages.rowid = mailbox.message
+       WHERE mailbox.account = ? ORDER BY mailbox.seq`,
+      [account],
+    );
+    this.prune(account, Number.MAX_SAFE_INTEGER);
+    return rows.map(({ sender, id, envelope }) => ({ sender, id, envelope }));
+  }
+
   /** Forget delivered messages' ids received before `before` (the duplicate-detection horizon). */
   purge(before: number): number {
     return this.db.run(

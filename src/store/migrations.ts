@@ -108,6 +108,21 @@ export const MIGRATIONS: readonly string[] = [
     pos INTEGER NOT NULL
   );
   `,
+  `
+  -- The outbox (docs/federation.md, "Cross-server delivery"): envelopes acknowledged here that another
+  -- server must hold before they leave. One row per (envelope, destination server); seq orders each
+  -- destination's queue. targets: the recipients (JSON array of fingerprints) the destination delivers to.
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    domain TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    id TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    created INTEGER NOT NULL
+  );
+  CREATE INDEX outbox_by_domain ON outbox(domain, seq);
+  `,
 ];
 
 export function migrate(db: Db): number {

@@ -5,10 +5,12 @@ import * as loginFinish from './login-finish.js';
 import * as loginStart from './login-start.js';
 import * as lookup from './lookup.js';
 import * as ping from './ping.js';
+import * as publish from './publish.js';
 import * as register from './register.js';
 import * as send from './send.js';
 
 /** The core's frame handlers, one file per method. */
 export function registerCoreHandlers(router: Router): void {
-  for (const h of [hello, ping, register, loginStart, loginFinish, lookup, send, ack]) h.register(router);
+  for (const h of [hello, ping, register, loginStart, loginFinish, lookup, send, publish, ack])
+    h.register(router);
 }

@@ -23,14 +23,25 @@ export function register(router: Router): void {
       throw new PmbError('login_failed', 'The answer does not match the challenge');
     }
     const { store } = ctx;
-    const cursor = await store.writes.submit(() =>
-      store.accounts.openDevice(
+    const cursor = await store.writes.submit(() => {
+      const now = ctx.now();
+      if (pending.invite !== undefined && !store.accounts.exists(pending.fingerprint)) {
+        // An identity moving in: an account is opened for it, spending an invite if the policy asks one.
+        if (
+          ctx.config.registration === 'invite' &&
+          !store.accounts.useInvite(pending.invite, pending.fingerprint, now)
+        ) {
+          throw new PmbError('invite_required', 'The invite code is unknown, used or expired');
+        }
+        store.accounts.create(pending.fingerprint, now);
+      }
+      return store.accounts.openDevice(
         pending.fingerprint,
         pending.device,
         store.mailbox.head(pending.fingerprint),
-        ctx.now(),
-      ),
-    );
+        now,
+      );
+    });
     session.account = pending.fingerprint;
     session.device = pending.device;
     // Push the backlog after the ok frame went out.
@@ -42,6 +53,7 @@ export function register(router: Router): void {
         .records(pending.fingerprint)
         .filter((r) => r.kind === 'binding')
         .map(storedToSigned),
+      location: store.identities.location(pending.fingerprint) ?? ctx.config.domain,
     };
   });
 }

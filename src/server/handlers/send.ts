@@ -1,11 +1,10 @@
-import { encodeCbor } from '../../protocol/codec.js';
 import { PmbError } from '../../protocol/errors.js';
 import { Send } from '../../protocol/frames.js';
 import type { Router } from '../router.js';
 
 export function register(router: Router): void {
   router.handle(Send, async ({ envelope }, session, ctx) => {
-    const { store, config } = ctx;
+    const { config, mail } = ctx;
     const account = session.account as string;
     if (envelope.from !== account) throw new PmbError('forbidden', 'from must be your own fingerprint');
     const to = [...new Set(envelope.to)];
@@ -14,18 +13,15 @@ export function register(router: Router): void {
     if (envelope.body.length > config.limits.maxBodyBytes) {
       throw new PmbError('bad_message', `The body exceeds ${config.limits.maxBodyBytes} bytes`);
     }
-    for (const fp of to) {
-      if (!store.accounts.exists(fp))
-        throw new PmbError('unknown_account', `No account ${fp} on this server`);
+    if (!mail.isHere(account)) {
+      throw new PmbError('moved', `This account has moved to ${mail.home(account) ?? 'another server'}`);
     }
-    // The sender's own mailbox gets a copy too, for the sender's other devices.
-    const accounts = to.includes(account) ? to : [...to, account];
-    const encoded = encodeCbor(envelope);
-    const result = await store.writes.submit(() =>
-      store.mailbox.put(account, envelope.id, encoded, accounts, ctx.now()),
-    );
-    // Committed and fsynced: now it may be pushed and acknowledged.
-    for (const e of result.entries) ctx.delivery.notify(e.account, e.seq, result.received, envelope, session);
+    // Recipients hosted here get mailbox entries, the others an outbox row per server; the sender's own
+    // mailbox gets a copy too, for the sender's other devices.
+    const routes = mail.route(to.filter((fp) => fp !== account));
+    routes.local.push(account);
+    const result = await mail.store(envelope, routes, session);
+    // Committed and fsynced: acknowledged only now.
     return { message: envelope.id, ts: result.received, duplicate: result.duplicate };
   });
 }
