@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { type PublicIdentity, readPublicIdentity } from '../crypto/index.js';
 import {
   type DiscoveryDocument,
@@ -19,6 +20,15 @@ export interface ServerInfo {
   publicKey: PublicIdentity;
   /** Where its clients connect. */
   websocket: string;
+  /**
+   * Where this server opens its server link to it, and the `ws` options for that: `websocket`, except for a
+   * domain in the resolve map, where it is that URL's path at the resolve target's host and port (ws for an
+   * http target, wss for https). Like curl --resolve, the map overrides the address of the domain's server,
+   * not the names: the Host header and, with wss, the certificate name stay those of `websocket`. The
+   * reference server takes the upgrade on the port of its document, so the target serves both; without
+   * this, a link would bypass what the map names (a relay, a tunnel, a test network's proxy).
+   */
+  link: { url: string; options: { headers?: Record<string, string>; servername?: string } };
   /** Protocol versions it speaks (at least one of ours). */
   versions: number[];
   registration: DiscoveryDocument['registration'];
@@ -111,12 +121,22 @@ export async function discoverServer(domain: string, opts: DiscoveryOptions): Pr
     fingerprint: key.fingerprint,
     publicKey: key,
     websocket: doc.websocket,
+    link: target ? linkThrough(doc.websocket, target) : { url: doc.websocket, options: {} },
     versions: doc.versions,
     registration: doc.registration,
     ...(doc.onion !== undefined ? { onion: doc.onion } : {}),
     ...(doc.server2server !== undefined ? { server2server: doc.server2server } : {}),
     source: url,
   };
+}
+
+/** The `websocket` URL reached at a resolve target: its path there, under its own names (see ServerInfo.link). */
+function linkThrough(websocket: string, target: ResolveTarget): ServerInfo['link'] {
+  const u = new URL(websocket);
+  const url = `${target.scheme === 'https' ? 'wss' : 'ws'}://${target.host}:${target.port}${u.pathname}${u.search}`;
+  const name = u.hostname.replace(/^\[|\]$/g, '');
+  const secure = target.scheme === 'https' && isIP(name) === 0;
+  return { url, options: { headers: { host: u.host }, ...(secure ? { servername: name } : {}) } };
 }
 
 /** GET of the document: one deadline for all of it, at most MAX_DISCOVERY_BYTES, no redirects. */

@@ -233,7 +233,10 @@ export class Links {
     if (this.#closing) throw new PmbError('unreachable', 'the server is shutting down');
     const own = this.#ownRecord();
     const info = await this.ctx.discovery.lookup(domain);
-    const ws = new WebSocket(info.websocket, S2S_SUBPROTOCOL, { perMessageDeflate: false });
+    const ws = new WebSocket(info.link.url, S2S_SUBPROTOCOL, {
+      ...info.link.options,
+      perMessageDeflate: false,
+    });
     const sock = this.#track(new FramedSocket(ws));
     const nonce = randomBytes(S2S_NONCE_BYTES);
     try {
