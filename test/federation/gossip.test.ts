@@ -183,7 +183,7 @@ describe('directory replication (gossip): s1 - s2 - s3 in a line, s4 joins late 
     });
     assert.equal(fork.accepted, 0);
     assert.ok(s2.context.store.identities.conflicts(alice.fingerprint).some((c) => c.seq === 1));
-    // A record beyond the head + 1 is a gap: refused for now.
+    // A record beyond the head + 1 is a gap: refused unless the missing records can be fetched.
     const gap = await createRecord(alice, {
       kind: 'profile',
       subject: alice.fingerprint,
@@ -192,13 +192,46 @@ describe('directory replication (gossip): s1 - s2 - s3 in a line, s4 joins late 
       ts: Date.now(),
       body: {},
     });
-    const gapRes = await raw.request('s2s.records', {
+    const gapAnswer = raw.request('s2s.records', {
       items: [{ record: gap, publicKey: alice.publicKeyBytes }],
     });
-    assert.equal(gapRes.accepted, 0);
+    // The receiver asks the sender for the missing records (s2s.record); this sender has none to give.
+    const ask = await raw.peer.next((f) => f.type === 's2s.record');
+    assert.equal(ask.subject, alice.fingerprint);
+    assert.equal(ask.since, 2);
+    raw.peer.send({ type: 's2s.record.ok', id: ask.id, items: [] });
+    assert.equal((await gapAnswer).accepted, 0);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual([feedHead(s1), feedHead(s2), feedHead(s3)], heads, 'no feed moved');
     assert.equal(s2.context.store.identities.head(alice.fingerprint)?.seq, 2);
+    // When the sender does have the missing records, the gap is filled and the record accepted.
+    const third = await createRecord(alice, {
+      kind: 'profile',
+      subject: alice.fingerprint,
+      seq: 3,
+      prev: await recordHash(second),
+      ts: Date.now(),
+      body: {},
+    });
+    const fourth = await createRecord(alice, {
+      kind: 'profile',
+      subject: alice.fingerprint,
+      seq: 4,
+      prev: await recordHash(third),
+      ts: Date.now(),
+      body: {},
+    });
+    const filled = raw.request('s2s.records', {
+      items: [{ record: fourth, publicKey: alice.publicKeyBytes }],
+    });
+    const ask2 = await raw.peer.next((f) => f.type === 's2s.record');
+    raw.peer.send({
+      type: 's2s.record.ok',
+      id: ask2.id,
+      items: [{ record: third, publicKey: alice.publicKeyBytes }],
+    });
+    assert.equal((await filled).accepted, 1);
+    assert.equal(s2.context.store.identities.head(alice.fingerprint)?.seq, 4);
     raw.peer.close();
     await raw.peer.closed();
     void aliceBinding;
