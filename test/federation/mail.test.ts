@@ -64,7 +64,9 @@ describe('cross-server delivery: alice@s1.test writes to bob@s2.test', () => {
     for (const t of texts) await alice.send('bob@s2.test', t);
     assert.equal(s1.context.mail.outbox.pending('s2.test'), 30, 'all 30 acknowledged and queued');
     // A retry of an acknowledged message is recognised by id and not queued again.
-    const env = await alice.seal([(await alice.lookup('bob@s2.test')).key], 'retried', { id: 'f'.repeat(32) });
+    const env = await alice.seal([(await alice.lookup('bob@s2.test')).key], 'retried', {
+      id: 'f'.repeat(32),
+    });
     await alice.sendEnvelope(env);
     assert.equal((await alice.sendEnvelope(env)).duplicate, true);
     assert.equal(s1.context.mail.outbox.pending('s2.test'), 31);
@@ -86,7 +88,9 @@ describe('cross-server delivery: alice@s1.test writes to bob@s2.test', () => {
     // s3 is a real, pinned server, but alice lives on s1: mail "from alice" coming from s3 is refused.
     const raw = await rawLink(live, { identity: s3.context.identity, record: s3.context.serverRecord });
     const env = await alice.seal([(await alice.lookup('bob@s2.test')).key], 'forged route');
-    const res = await raw.request('s2s.deliver', { items: [{ envelope: env, to: [bob.identity.fingerprint] }] });
+    const res = await raw.request('s2s.deliver', {
+      items: [{ envelope: env, to: [bob.identity.fingerprint] }],
+    });
     assert.equal(res.type, 's2s.deliver.ok', JSON.stringify(res));
     assert.deepEqual(res.results, [{ status: 'refused', code: 'forbidden' }]);
     // Targets must be recipients of the envelope (or its sender).
