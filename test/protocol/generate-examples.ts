@@ -120,17 +120,18 @@ async function generate(): Promise<void> {
     // Alice registers, logs in on her laptop, looks Bob up and writes to him.
     const aliceWire = new Wire();
     const alice = await connect(aliceWire, aliceKeys, 'laptop');
-    const aliceBox = inbox(alice);
     await alice.register('alice');
     await alice.login();
     await alice.waitSynced();
     await alice.lookup('bob@example.test');
     const text = 'Hello Bob! Grüße from the PMB frame vectors ✓';
     await alice.send('bob@example.test', text);
+    // Alice's own copy is not pushed back to the connection that sent it (10.1): only Bob receives it.
     await bobBox.waitFor(1);
-    await aliceBox.waitFor(1);
     await bob.flushAcks();
     await alice.flushAcks();
+    // Alice publishes the next record of her chain: a location record naming the server she is on.
+    await alice.moveHere();
     await alice.ping();
     // A request the server refuses: a second login on a connection that is logged in.
     await assert.rejects(
@@ -221,12 +222,19 @@ async function generate(): Promise<void> {
     method(
       'lookup',
       aliceWire,
-      'Alice resolves bob@example.test: key, signed records in chain order, and the server that holds him.',
+      'Alice resolves bob@example.test: key, signed records in chain order, the server that holds him, and ' +
+        'the server records (with keys) of the servers his records name, which vouch for the registrar.',
     );
     method(
       'send',
       aliceWire,
       'Alice sends Bob a message; the response comes after the server committed it to disk.',
+    );
+    method(
+      'record.publish',
+      aliceWire,
+      'Alice publishes the next record of her own chain (seq 2, prev = SHA-256 of the payload of her binding in ' +
+        'register.json): a location record naming example.test and its server key, signed by her key.',
     );
     method('ack', bobWire, "Bob's phone acknowledges its mailbox up to and including seq.");
     method('ping', aliceWire, 'Liveness check.');

@@ -3,7 +3,9 @@ import { readdir } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import {
   challengeAnswer,
+  decodeRecord,
   openMessage,
+  type PublicIdentity,
   readChallenge,
   readPublicIdentity,
   unlockIdentity,
@@ -12,7 +14,7 @@ import {
 import { fromHex, sha256, toHex } from '../../src/protocol/bytes.js';
 import { cborCodec, encodeCbor, jsonCodec } from '../../src/protocol/codec.js';
 import { type Envelope, METHODS, PUSHES } from '../../src/protocol/frames.js';
-import type { SignedRecord } from '../../src/protocol/records.js';
+import { bindingBody, locationBody, type SignedRecord, serverBody } from '../../src/protocol/records.js';
 import {
   decodeCborHex,
   type EncodedFrame,
@@ -202,6 +204,65 @@ describe('the frame vectors are one consistent conversation', () => {
       res.binding.sigs.map((s) => s.by),
       [subject.fingerprint, registrar.fingerprint],
     );
+  });
+
+  it('lookup: the server records verify with their keys, and vouch for the registrar of the binding', async () => {
+    const hello = decodeCborHex((await readVector<MethodVector>('hello')).response.cbor) as Frame & {
+      server: { fingerprint: string };
+    };
+    const res = decodeCborHex((await readVector<MethodVector>('lookup')).response.cbor) as Frame & {
+      publicKey: Uint8Array;
+      records: SignedRecord[];
+      server: string;
+      servers: { record: SignedRecord; publicKey: Uint8Array }[];
+    };
+    const subject = await readPublicIdentity(res.publicKey);
+    const binding = res.records.find((r) => decodeRecord(r).kind === 'binding');
+    assert.ok(binding, 'the answer holds a binding');
+    const now = decodeRecord(binding).ts + 1000;
+    const body = bindingBody.parse(decodeRecord(binding).body);
+    assert.equal(res.server, body.domain, 'no location record: the server is the binding’s domain');
+    const servers = new Map<string, { key: PublicIdentity; domain: string }>();
+    for (const item of res.servers) {
+      const key = await readPublicIdentity(item.publicKey);
+      const verified = await verifyRecord(item.record, { subject: key }, { now });
+      assert.equal(verified.payload.kind, 'server');
+      servers.set(key.fingerprint, { key, domain: serverBody.parse(verified.payload.body).domain });
+    }
+    const registrar = servers.get(body.registrar);
+    assert.ok(registrar, 'the registrar’s server record comes with the answer');
+    assert.equal(registrar.domain, body.domain);
+    assert.equal(registrar.key.fingerprint, hello.server.fingerprint);
+    await verifyRecord(binding, { subject, cosigners: [registrar.key] }, { now, requireCosigner: true });
+  });
+
+  it('record.publish: Alice’s location record extends her chain after the binding of register.json', async () => {
+    const hello = decodeCborHex((await readVector<MethodVector>('hello')).response.cbor) as Frame & {
+      server: { fingerprint: string };
+    };
+    const register = decodeCborHex((await readVector<MethodVector>('register')).request.cbor) as Frame & {
+      binding: SignedRecord;
+      publicKey: Uint8Array;
+    };
+    const v = await readVector<MethodVector>('record.publish');
+    const req = decodeCborHex(v.request.cbor) as Frame & { record: SignedRecord };
+    const res = decodeCborHex(v.response.cbor) as Frame & { accepted: boolean };
+    const alice = await readPublicIdentity(register.publicKey);
+    const payload = decodeRecord(req.record);
+    const { payload: verified } = await verifyRecord(
+      req.record,
+      { subject: alice },
+      { now: payload.ts + 1000 },
+    );
+    assert.equal(verified.kind, 'location');
+    assert.equal(verified.subject, alice.fingerprint);
+    assert.equal(verified.seq, decodeRecord(register.binding).seq + 1);
+    assert.equal(toHex(verified.prev as Uint8Array), toHex(await sha256(register.binding.payload)));
+    assert.deepEqual(locationBody.parse(verified.body), {
+      domain: bindingBody.parse(decodeRecord(register.binding).body).domain,
+      server: hello.server.fingerprint,
+    });
+    assert.equal(res.accepted, true);
   });
 
   it('deliver: the envelope Alice sent arrives unchanged, and Bob opens its body with the test key', async () => {
