@@ -14,6 +14,7 @@ import * as registerCmd from './commands/register.js';
 import * as roster from './commands/roster.js';
 import * as send from './commands/send.js';
 import * as serve from './commands/serve.js';
+import * as servers from './commands/servers.js';
 import * as upgrade from './commands/upgrade.js';
 import type { CliContext } from './context.js';
 import { describeError } from './errors.js';
@@ -31,6 +32,7 @@ const COMMANDS = [
   chats,
   roster,
   lookup,
+  servers,
   backup,
   upgrade,
 ];

@@ -1,8 +1,11 @@
 import WebSocket from 'ws';
 import {
+  connectFirstReachable,
+  followAccount,
   isFingerprint,
+  type LoginResult,
   newMessageId,
-  PmbClient,
+  type PmbClient,
   type ReceivedMessage,
   type WebSocketFactory,
 } from '../client/index.js';
@@ -28,36 +31,38 @@ class CliWebSocket extends WebSocket {
   }
 }
 
-export async function connectClient(
-  url: string,
-  identity: Identity,
-  device: string,
-  expectServer?: string,
-): Promise<PmbClient> {
-  try {
-    return await PmbClient.connect({
-      url,
-      WebSocket: CliWebSocket as unknown as WebSocketFactory,
-      identity,
-      device,
-      agent: `pmb-cli/${VERSION}`,
-      ...(expectServer ? { expectServer } : {}),
-    });
-  } catch (err) {
-    if (err instanceof PmbError && err.code === 'wrong_server') {
-      throw new PmbError(
-        'wrong_server',
-        `${err.message}. Someone may be impersonating your server; if its key really changed (reinstalled), run: pmb login --server ${url} --accept-server-key`,
-      );
-    }
-    if (err instanceof PmbError && err.code === 'unavailable') {
-      throw new PmbError(
-        'unavailable',
-        `Cannot reach a PMB server at ${url} (is it running? is the address right?)`,
-      );
-    }
-    throw err;
+/** What every CLI connection passes to the SDK. */
+function clientOptions(identity: Identity, device: string) {
+  return {
+    WebSocket: CliWebSocket as unknown as WebSocketFactory,
+    identity,
+    device,
+    agent: `pmb-cli/${VERSION}`,
+  };
+}
+
+/** A connection or login failure, said in the CLI's words. */
+function explain(err: unknown, url: string): unknown {
+  if (!(err instanceof PmbError)) return err;
+  if (err.code === 'unknown_account') {
+    return new PmbError(
+      'unknown_account',
+      `${url} does not know this identity: register first (pmb register NICK@DOMAIN --server ${url})`,
+    );
   }
+  if (err.code === 'wrong_server') {
+    return new PmbError(
+      'wrong_server',
+      `${err.message}. Someone may be impersonating your server; if its key really changed (reinstalled), run: pmb login --server ${url} --accept-server-key`,
+    );
+  }
+  if (err.code === 'unavailable') {
+    return new PmbError(
+      'unavailable',
+      `Cannot reach a PMB server at ${url} (is it running? is the address right?)`,
+    );
+  }
+  return err;
 }
 
 export interface SessionOptions {
@@ -81,13 +86,18 @@ export interface SessionOptions {
  * show stays unread for `pmb inbox`.
  */
 export class Session {
-  readonly client: PmbClient;
+  #client: PmbClient;
   readonly identity: Identity;
   readonly profile: Profile;
   readonly history: History;
-  readonly url: string;
+  #url: string;
   /** Resolves when the server closes the connection or close() was called. */
   readonly closed: Promise<void>;
+  #closedResolve: () => void = () => {};
+  /** The profile's server; when the session is elsewhere (a backup), logging in moves the account. */
+  #primary: string;
+  #move = false;
+  readonly #ctx: CliContext;
   onMessage: ((entry: HistoryEntry) => void) | undefined;
   /** Ids this process is sending right now: their echo to our own mailbox is not news. */
   readonly sending = new Set<string>();
@@ -103,21 +113,37 @@ export class Session {
     history: History,
     url: string,
   ) {
-    this.client = client;
+    this.#ctx = ctx;
+    this.#client = client;
     this.identity = identity;
     this.profile = profile;
     this.history = history;
-    this.url = url;
+    this.#url = url;
+    this.#primary = url;
     this.closed = new Promise<void>((resolve) => {
-      client.events.close = () => {
-        if (!this.#closing) this.#lost = true;
-        resolve();
-      };
+      this.#closedResolve = resolve;
     });
+    this.#wire(client);
+  }
+
+  get client(): PmbClient {
+    return this.#client;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  #wire(client: PmbClient): void {
+    client.events.close = () => {
+      if (client !== this.#client) return;
+      if (!this.#closing) this.#lost = true;
+      this.#closedResolve();
+    };
     client.events.message = (m) => this.#store(m);
     client.events.rejected = (env, err) =>
       note(
-        ctx,
+        this.#ctx,
         `pmb: dropped a message from ${shortFingerprint(env.from)} that failed to verify: ${err.message}`,
       );
   }
@@ -141,14 +167,34 @@ export class Session {
     const pinned =
       !opts.acceptServerKey && url === profile.data.server ? profile.data.serverFingerprint : undefined;
     const device = opts.anonymous ? 'lookup' : await profile.device();
-    const client = await connectClient(url, identity, device, pinned);
-    const session = new Session(ctx, client, identity, profile, history, url);
+    // The profile's server, else its backups in order; a server named with --server only.
+    const backups = opts.server
+      ? []
+      : profile.data.backupServers.map((u) => normalizeServerUrl(u)).filter((u) => u !== url);
+    let reached: { client: PmbClient; url: string; index: number };
+    try {
+      reached = await connectFirstReachable({
+        ...clientOptions(identity, device),
+        urls: [url, ...backups],
+        ...(pinned ? { expectServer: pinned } : {}),
+        onSkip: (u, err) => {
+          if (backups.length > 0)
+            note(ctx, `pmb: ${u} cannot be reached (${err.message}); trying the next server`);
+        },
+      });
+    } catch (err) {
+      throw explain(err, url);
+    }
+    const session = new Session(ctx, reached.client, identity, profile, history, reached.url);
+    session.#primary = url;
+    // Logging in on a backup, or on a server named with --server, makes it the account's home.
+    session.#move = reached.index > 0 || !!opts.server;
     session.onMessage = opts.onMessage;
     if (opts.login) {
       try {
         await session.login();
       } catch (err) {
-        client.close();
+        session.client.close();
         throw err;
       }
     }
@@ -159,18 +205,49 @@ export class Session {
     return this.#lost;
   }
 
-  async login(): Promise<Awaited<ReturnType<PmbClient['login']>>> {
+  /**
+   * Log in. On a backup server (the profile's server was unreachable) or one named with --server this is a
+   * move: a new location record makes it the account's home. When the server says the account lives
+   * elsewhere now (another device moved it), the session follows it there. Either way the profile then
+   * names the account's new server, keeping the old one as a backup.
+   */
+  async login(): Promise<LoginResult> {
+    let res: LoginResult;
+    let followed = false;
     try {
-      return await this.client.login();
-    } catch (err) {
-      if (err instanceof PmbError && err.code === 'unknown_account') {
-        throw new PmbError(
-          'unknown_account',
-          `${this.url} has no account for this identity: register first (pmb register NICK@DOMAIN --server ${this.url})`,
-        );
+      res = await this.#client.login({ move: this.#move });
+      if (res.location !== this.#client.server.domain) {
+        const old = this.#client;
+        const home = await followAccount(old, res, clientOptions(this.identity, old.device), (c) => {
+          this.#client = c;
+          this.#wire(c);
+        });
+        old.close();
+        this.#url = home.url;
+        res = home.login;
+        followed = true;
+        note(this.#ctx, `pmb: your account lives on ${home.url} now; this profile follows it there`);
       }
-      throw err;
+    } catch (err) {
+      throw explain(err, this.#url);
     }
+    if (this.#url !== this.#primary) {
+      const here = this.#url;
+      const fp = this.#client.server.fingerprint;
+      if (!followed)
+        note(this.#ctx, `pmb: your account now lives on ${here} (${this.#primary} was unreachable)`);
+      await this.profile.update((d) => {
+        const old = d.server;
+        d.server = here;
+        d.serverFingerprint = fp;
+        d.backupServers = [
+          ...d.backupServers.filter((u) => normalizeServerUrl(u) !== here),
+          ...(old && normalizeServerUrl(old) !== here && !d.backupServers.includes(old) ? [old] : []),
+        ];
+      });
+      this.#primary = here;
+    }
+    return res;
   }
 
   /** Until everything stored for this device before login has been received; fails if the link drops. */

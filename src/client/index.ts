@@ -1,2 +1,3 @@
 export * from './client.js';
 export * from './connection.js';
+export * from './failover.js';

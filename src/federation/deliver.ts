@@ -24,8 +24,9 @@ export function serveDeliveries(ctx: Context): void {
         results.push(await acceptItem(ctx, item, link));
       } catch (err) {
         const e = fromError(err);
-        // Out of space or shutting down: the whole batch is retried later, nothing is refused for it.
-        if (e.code === 'storage_full' || e.code === 'unavailable' || e.code === 'internal') throw e;
+        // Out of space, shutting down, or the sender did not answer s2s.record in time: the whole batch
+        // is retried later; only a verdict about the envelope itself refuses it for good.
+        if (['storage_full', 'unavailable', 'internal', 'timeout', 'unreachable'].includes(e.code)) throw e;
         ctx.log.info({ domain: link.domain, code: e.code, err: e.message }, 's2s.deliver: envelope refused');
         results.push({ status: 'refused', code: e.code });
       }

@@ -122,11 +122,14 @@ export class Mail {
       return { rerouted, forwarded };
     });
     if (domain !== here && hosted) {
+      // After the current request is answered (a device may have published the move right here).
       const err = new PmbError('moved', `This account has moved to ${domain}`);
-      for (const s of [...this.ctx.delivery.sessions(subject)]) {
-        s.send({ type: 'error', code: err.code, message: err.message });
-        s.socket.close(err.closeCode, err.code);
-      }
+      setImmediate(() => {
+        for (const s of [...this.ctx.delivery.sessions(subject)]) {
+          s.send({ type: 'error', code: err.code, message: err.message });
+          s.socket.close(err.closeCode, err.code);
+        }
+      });
     }
     for (const n of notify) {
       this.ctx.delivery.notify(n.account, n.seq, n.received, decodeCbor(n.envelope) as Envelope);

@@ -139,7 +139,6 @@ export const LoginStart = method('login.start', {
     'bad_key',
     'registration_closed',
     'invite_required',
-    'moved',
   ],
   auth: false,
   summary:

@@ -72,7 +72,7 @@ export const S2sRecords = method('s2s.records', {
 export const S2sRecord = method('s2s.record', {
   params: { subject: fingerprint, since: uint },
   result: { items: z.array(feedItem).max(S2S_MAX_ITEMS) },
-  errors: ['not_found'],
+  errors: [],
   auth: false,
   summary: 'Fetch the records of one identity with seq above `since`, chain order (fills a gap on demand).',
 });
