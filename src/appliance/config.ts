@@ -38,6 +38,8 @@ export interface PmbConfig {
   trustProxy: boolean;
   /** Where other servers' domains are, instead of DNS: domain -> `host:port` (http) or `https://host:port`. */
   resolve: Record<string, string>;
+  /** Domains of servers to keep a link to from the start. */
+  peers: string[];
   limits: Limits;
 }
 
@@ -68,6 +70,8 @@ export interface ConfigFlags {
   trustProxy?: boolean;
   /** --resolve, repeatable: `domain=host:port` each. */
   resolve?: string[];
+  /** --peer, repeatable: a domain to keep a server link to. */
+  peer?: string[];
 }
 
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
@@ -278,6 +282,7 @@ const SETTINGS = {
   'tls.key': { key: 'tls.key', env: 'PMB_TLS_KEY', flag: 'tlsKey', parse: path },
   trust_proxy: { key: 'trust_proxy', env: 'PMB_TRUST_PROXY', flag: 'trustProxy', parse: bool },
   resolve: { key: 'resolve', env: 'PMB_RESOLVE', flag: 'resolve', parse: resolveMap },
+  peers: { key: 'peers', env: 'PMB_PEERS', flag: 'peer', parse: domains },
   'acme.email': { key: 'acme.email', env: 'PMB_ACME_EMAIL', parse: email },
   'acme.directory': { key: 'acme.directory', env: 'PMB_ACME_DIRECTORY', parse: httpsUrl },
   'acme.domains': { key: 'acme.domains', env: 'PMB_ACME_DOMAINS', parse: domains },
@@ -393,7 +398,8 @@ export function resolveConfig(opts: ResolveOptions = {}): ResolvedConfig {
   const pick = <T>(s: Setting<T>, fileLayers: FileLayer[]): { value: T; origin: Origin } | undefined => {
     const flag = s.flag ? flags[s.flag] : undefined;
     if (flag !== undefined && flag !== false) {
-      const origin: Origin = { source: 'flag', from: `--${s.key.replace(/[._]/g, '-')}` };
+      const name = (s.flag as string).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      const origin: Origin = { source: 'flag', from: `--${name}` };
       return { value: s.parse(flag, label(origin, s.key), process.cwd()), origin };
     }
     const e = env[s.env];
@@ -439,6 +445,7 @@ export function resolveConfig(opts: ResolveOptions = {}): ResolvedConfig {
     acme: undefined,
     trustProxy: get(SETTINGS.trust_proxy, false),
     resolve: get(SETTINGS.resolve, {}),
+    peers: get(SETTINGS.peers, [] as string[]),
     limits: { ...DEFAULT_LIMITS },
   };
   const cert = get<string | undefined>(SETTINGS['tls.cert'], undefined);
@@ -477,6 +484,7 @@ export function defaultConfig(dataDir: string): PmbConfig {
     acme: undefined,
     trustProxy: false,
     resolve: {},
+    peers: [],
     limits: { ...DEFAULT_LIMITS },
   };
 }
@@ -501,6 +509,7 @@ export function configEntries(resolved: ResolvedConfig): { key: string; value: u
     'acme.ca_file': config.acme?.caFile,
     trust_proxy: config.trustProxy,
     resolve: config.resolve,
+    peers: config.peers,
   };
   for (const k of LIMIT_KEYS) values[`limits.${snake(k)}`] = config.limits[k];
   return CONFIG_KEYS.map((key) => ({
@@ -521,6 +530,7 @@ export function toServerConfig(config: PmbConfig): ServerConfig {
     logLevel: config.logLevel,
     limits: { ...config.limits },
     resolve: { ...config.resolve },
+    peers: [...config.peers],
     ...(config.tls ? { tls: config.tls } : {}),
     ...(config.acme && !config.tls
       ? {

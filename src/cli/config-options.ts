@@ -26,6 +26,11 @@ export function configOptions(cmd: Command, opts: { serverFlags?: boolean } = {}
       '--resolve <domain=host:port>',
       "where a domain's server is, instead of DNS (repeatable; host:port is http, https://host:port is https)",
       collect,
+    )
+    .option(
+      '--peer <domain>',
+      'keep a server link to this domain from the start, for directory replication (repeatable)',
+      collect,
     );
 }
 

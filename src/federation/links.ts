@@ -373,6 +373,20 @@ export class Links {
     return link;
   }
 
+  /**
+   * Keep a link to `domain` (a configured peer): opened now, and reopened with backoff whenever it is down,
+   * also when the first attempt fails.
+   */
+  want(domain: string): void {
+    const d = domain.trim().toLowerCase();
+    if (this.#closing || d === this.ctx.config.domain) return;
+    this.#wanted.add(d);
+    this.connect(d).catch((err: unknown) => {
+      this.ctx.log.info({ domain: d, err: fromError(err).message }, 'peer not reachable yet; retrying');
+      this.#scheduleReconnect(d);
+    });
+  }
+
   /** Stop wanting the link to `domain` and close it. */
   disconnect(domain: string): void {
     this.#wanted.delete(domain);

@@ -36,6 +36,8 @@ export interface ServerConfig {
    * or `https://host:port`. Checked by src/federation/resolve.ts.
    */
   resolve: Record<string, string>;
+  /** Domains of servers to keep a link to from the start (directory replication flows over links). */
+  peers?: string[];
 }
 
 export function serverConfig(partial: Partial<ServerConfig> & Pick<ServerConfig, 'dataDir'>): ServerConfig {

@@ -184,6 +184,7 @@ export function createServer(
         );
         gw.start();
         mail?.start();
+        for (const peer of config.peers ?? []) linksNow.want(peer);
         // Lets local tools (pmb invite, pmb doctor) find the running server and its admin API.
         await writeFile(
           join(config.dataDir, 'server.json'),

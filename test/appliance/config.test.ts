@@ -30,6 +30,7 @@ describe('configuration', () => {
       acme: undefined,
       trustProxy: false,
       resolve: {},
+      peers: [],
       limits: DEFAULT_LIMITS,
     });
     assert.deepEqual(r.files, []);
@@ -107,7 +108,7 @@ describe('configuration', () => {
     const shown = Object.fromEntries(configEntries(fl).map((x) => [x.key, x]));
     assert.equal(shown.port?.value, 0);
     assert.equal(shown['limits.max_depth']?.origin.from, 'PMB_LIMITS_MAX_DEPTH');
-    assert.equal(Object.keys(shown).length, 16 + Object.keys(DEFAULT_LIMITS).length);
+    assert.equal(Object.keys(shown).length, 17 + Object.keys(DEFAULT_LIMITS).length);
   });
 
   it('acme: enabled by acme.email, with defaults and checked values', () => {
@@ -262,6 +263,17 @@ describe('configuration', () => {
       flags: { resolve: ['b.test=127.0.0.1:1', 'e.test=127.0.0.1:2'] },
     });
     assert.deepEqual(fl.config.resolve, { 'b.test': '127.0.0.1:1', 'e.test': '127.0.0.1:2' });
+    const peers = resolveConfig({
+      env: { PMB_CONFIG: file, PMB_PEERS: 'b.test, c.test' },
+      flags: { peer: ['B.test'] },
+      systemFile: NO_SYSTEM_FILE,
+    });
+    assert.deepEqual(peers.config.peers, ['b.test']);
+    assert.deepEqual(peers.origins.peers, { source: 'flag', from: '--peer' });
+    assert.throws(
+      () => resolveConfig({ env: { PMB_PEERS: 'b_x' }, systemFile: NO_SYSTEM_FILE }),
+      /PMB_PEERS/,
+    );
     assert.deepEqual(fl.origins.resolve, { source: 'flag', from: '--resolve' });
 
     const bad: [Parameters<typeof resolveConfig>[0], RegExp][] = [

@@ -215,3 +215,25 @@ describe('server links (TestNetwork)', () => {
     assert.notEqual(s1.context.links.get('s2.test'), link);
   });
 });
+
+describe('configured peers', () => {
+  it('a server keeps a link to each of its peers from the start, retrying until the peer is up', async () => {
+    const net = await startNetwork(2, {
+      links: { backoff: { initialMs: 50, maxMs: 400 } },
+      config: { peers: ['s1.test', 's2.test'] },
+    });
+    try {
+      const [s1, s2] = net.servers as [PmbServer, PmbServer];
+      await until(() => s1.context.links.get('s2.test')?.open === true, 10_000, 's1 to link to its peer');
+      assert.equal(s2.context.links.get('s1.test')?.open, true);
+      assert.equal(s1.context.links.get('s1.test'), undefined, 'never a link to itself');
+      // Stopped and started again, s2 is relinked without anyone asking.
+      await net.stop(1);
+      await new Promise((r) => setTimeout(r, 200));
+      const back = await net.restart(1);
+      await until(() => back.context.links.get('s1.test')?.open === true, 10_000, 'the peers to relink');
+    } finally {
+      await net.close();
+    }
+  });
+});
