@@ -55,14 +55,30 @@ export class Gossip {
         ctx.log.info({ domain: link.domain, err: fromError(err).message }, 'gossip pull stopped'),
       );
       this.#pulls.set(link, pull);
-      link.onClose(() => this.#pulls.delete(link));
+      void pull.then(() => {
+        if (this.#pulls.get(link) === pull) this.#pulls.delete(link);
+      });
     });
   }
 
-  /** Resolves when the first pull from the current link to `domain` has finished (at once if none). */
-  async pulled(domain: string): Promise<void> {
+  /**
+   * Catch up with `domain` now: waits for the pull running on its link, or pulls again from the position
+   * stored for it (a record pushed a moment ago may still be on its way). At once if there is no link.
+   */
+  async refresh(domain: string): Promise<void> {
     const link = this.ctx.links.get(domain);
-    if (link) await this.#pulls.get(link);
+    if (!link) return;
+    const running = this.#pulls.get(link);
+    if (running) {
+      await running;
+      if (this.#pulls.get(link) !== running) return;
+    }
+    const pull = this.#pull(link).catch((err: unknown) =>
+      this.ctx.log.info({ domain, err: fromError(err).message }, 'gossip pull stopped'),
+    );
+    this.#pulls.set(link, pull);
+    await pull;
+    if (this.#pulls.get(link) === pull) this.#pulls.delete(link);
   }
 
   /** A record accepted here: push it to every open link except `from`. */

@@ -23,7 +23,7 @@ export function register(router: Router): void {
         // Only for logged-in users, so strangers cannot make this server dial arbitrary domains.
         try {
           await ctx.links.connect(addr.domain);
-          await ctx.gossip.pulled(addr.domain);
+          await ctx.gossip.refresh(addr.domain);
         } catch (err) {
           ctx.log.info({ domain: addr.domain, err: (err as Error).message }, 'lookup: domain unreachable');
         }
