@@ -7,6 +7,10 @@ import { storedToSigned } from '../store/index.js';
 import { acceptFetched, acceptRecord } from './accept.js';
 import type { Link } from './link.js';
 
+/** Refusals that an honest peer cannot cause (it verifies before passing on), and how many close a link. */
+const FORGED = new Set(['bad_signature', 'bad_record', 'bad_key', 'expired']);
+export const MAX_FORGED_PER_LINK = 20;
+
 /** Bytes of records per page or push: well under the 256 KiB frame limit of the receiving side. */
 const PAGE_BYTES = 160 * 1024;
 
@@ -25,6 +29,8 @@ export class Gossip {
   /** Records refused from each peer domain (forged, stale, forks, gaps). */
   readonly refused = new Map<string, number>();
   readonly #pulls = new Map<Link, Promise<void>>();
+  /** Records refused as forged or invalid, per link. */
+  readonly #forged = new WeakMap<Link, number>();
 
   constructor(private readonly ctx: Context) {
     const { links, store } = ctx;
@@ -142,6 +148,19 @@ export class Gossip {
         }
         this.refused.set(from.domain, (this.refused.get(from.domain) ?? 0) + 1);
         this.ctx.log.info({ domain: from.domain, code: e.code, err: e.message }, 'gossip: record refused');
+        if (FORGED.has(e.code)) {
+          const n = (this.#forged.get(from) ?? 0) + 1;
+          this.#forged.set(from, n);
+          if (n >= MAX_FORGED_PER_LINK && from.open) {
+            // An honest server never passes on what does not verify: drop the link (it may come back later).
+            this.ctx.log.warn(
+              { domain: from.domain, refused: n },
+              'gossip: peer sends forged records; link closed',
+            );
+            from.close(1008, 'too many forged records');
+            return accepted;
+          }
+        }
       }
     }
     return accepted;

@@ -7,6 +7,7 @@ import {
   type Identity,
   recordHash,
 } from '../../src/crypto/index.js';
+import { MAX_FORGED_PER_LINK } from '../../src/federation/gossip.js';
 import { BINDING_TTL_MS, type SignedRecord } from '../../src/protocol/records.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
@@ -135,8 +136,15 @@ describe('directory replication (gossip): s1 - s2 - s3 in a line, s4 joins late 
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual([feedHead(s1), feedHead(s2), feedHead(s3)], before, 'nothing entered any feed');
     assert.equal(s3.context.store.identities.publicKey(eve.fingerprint), undefined);
-    raw.peer.close();
-    await raw.peer.closed();
+    // A peer that keeps sending forgeries loses its link.
+    const flood = Array.from({ length: MAX_FORGED_PER_LINK }, () => ({
+      record: forgedSubject,
+      publicKey: eve.publicKeyBytes,
+    }));
+    void raw.request('s2s.records', { items: flood }).catch(() => {});
+    const closed = await raw.peer.closed(10_000);
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /forged/);
   });
 
   it('a new record floods; a replayed older record is not accepted as new', async () => {
