@@ -1,7 +1,9 @@
+import { z } from 'zod';
 import { equalBytes, sha256 } from '../protocol/bytes.js';
 import { decodeCanonicalCbor } from '../protocol/codec.js';
 import { PmbError } from '../protocol/errors.js';
 import { type RecordPayload, recordPayload, type SignedRecord, signedRecord } from '../protocol/records.js';
+import { bytes, uint } from '../protocol/schemas.js';
 import { verificationDate } from './config.js';
 import { encodeMap } from './encode.js';
 import type { Identity, PublicIdentity } from './keys.js';
@@ -132,4 +134,106 @@ async function signedBy(record: SignedRecord, key: PublicIdentity, date: Date): 
     if (by === key.fingerprint && (await verifyBytes(key, record.payload, sig, date))) return true;
   }
   return false;
+}
+
+/** How long records stay open to an override by the recovery key, unless the recovery record says otherwise. */
+export const RECOVERY_WINDOW_DAYS = 30;
+export const MAX_RECOVERY_WINDOW_DAYS = 365;
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Body of a `recovery` record (docs/federation.md, "Recovery key"): the recovery public key (binary, as
+ * publicKey elsewhere on the wire) and how many days a record stays open to an override by it.
+ */
+export const recoveryBody = z.object({
+  key: bytes.refine((b) => b.length > 0 && b.length <= 8192, 'a public key of at most 8 KiB'),
+  windowDays: uint.min(1).max(MAX_RECOVERY_WINDOW_DAYS).optional(),
+});
+
+/** The recovery key in force for an override at `seq`: named by the newest recovery record before it. */
+export function recoveryKeyBefore(
+  chain: readonly RecordPayload[],
+  seq: number,
+): { seq: number; key: Uint8Array; windowDays: number } | undefined {
+  let found: { seq: number; key: Uint8Array; windowDays: number } | undefined;
+  for (const p of chain) {
+    if (p.seq >= seq || p.kind !== 'recovery') continue;
+    const body = recoveryBody.safeParse(p.body);
+    if (!body.success) continue;
+    if (!found || p.seq > found.seq) {
+      found = { seq: p.seq, key: body.data.key, windowDays: body.data.windowDays ?? RECOVERY_WINDOW_DAYS };
+    }
+  }
+  return found;
+}
+
+export type OverrideCheck =
+  | {
+      ok: true;
+      /** The recovery record whose key may sign the override. */
+      recovery: { seq: number; key: Uint8Array; windowDays: number };
+      /** The held records the override removes (seq >= the override's), oldest first. */
+      replaced: RecordPayload[];
+    }
+  | { ok: false; code: 'record_gap' | 'forbidden' | 'stale_record'; message: string };
+
+/**
+ * The chain rule of an override at `seq` against the records held (a whole chain from seq 1, any order):
+ * a recovery record must come before it (its key signs the override; checked by the caller with
+ * verifyOverride), it may follow the head or replace held records, and every record it replaces must be
+ * younger than that recovery record's window at `now`. The caller also checks prev against the hash of
+ * record seq - 1.
+ */
+export function checkOverride(chain: readonly RecordPayload[], seq: number, now: number): OverrideCheck {
+  const head = chain.reduce((m, p) => Math.max(m, p.seq), 0);
+  if (seq > head + 1) {
+    return { ok: false, code: 'record_gap', message: `Records before seq ${seq} are missing here` };
+  }
+  const recovery = recoveryKeyBefore(chain, seq);
+  if (!recovery) {
+    return {
+      ok: false,
+      code: 'forbidden',
+      message: `No recovery record comes before seq ${seq}: a recovery key overrides only records after the one that names it`,
+    };
+  }
+  const replaced = chain.filter((p) => p.seq >= seq).sort((a, b) => a.seq - b.seq);
+  const oldest = now - recovery.windowDays * DAY_MS;
+  const old = replaced.find((p) => p.ts <= oldest);
+  if (old) {
+    return {
+      ok: false,
+      code: 'stale_record',
+      message: `Record ${old.seq} is older than the recovery window of ${recovery.windowDays} days: it can no longer be overridden`,
+    };
+  }
+  return { ok: true, recovery, replaced };
+}
+
+/**
+ * Checks a record signed by a recovery key instead of the subject's key: the payload names `subject`, a
+ * valid signature by `recovery` is listed, it has not expired. The chain rule is checkOverride's.
+ */
+export async function verifyOverride(
+  record: SignedRecord,
+  keys: { subject: string; recovery: PublicIdentity },
+  opts: { now?: number } = {},
+): Promise<Verified<{ record: SignedRecord; payload: RecordPayload; hash: Uint8Array }>> {
+  const payload = decodeRecord(record);
+  if (payload.subject !== keys.subject) {
+    throw new PmbError('bad_signature', 'The record is about another identity than the one given');
+  }
+  const now = opts.now ?? Date.now();
+  if (!(await signedBy(record, keys.recovery, verificationDate(now)))) {
+    throw new PmbError('bad_signature', 'The record is signed by neither its subject nor its recovery key');
+  }
+  if (payload.expires !== undefined && payload.expires <= now) {
+    throw new PmbError('expired', 'The record has expired');
+  }
+  const hash = await sha256(record.payload);
+  return { record, payload, hash } as Verified<{
+    record: SignedRecord;
+    payload: RecordPayload;
+    hash: Uint8Array;
+  }>;
 }

@@ -3,6 +3,7 @@ import { equalBytes } from '../protocol/bytes.js';
 import { PmbError } from '../protocol/errors.js';
 import { bindingBody, locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
 import { encodeSigs, type Store } from '../store/index.js';
+import { acceptOverride, checkRecoveryRecord } from './recovery.js';
 import { acceptServerRecord } from './server-records.js';
 
 export type RecordOutcome = 'accepted' | 'known';
@@ -27,6 +28,8 @@ export async function acceptIdentityRecord(
     const r = await acceptServerRecord(store, record, key, now);
     return { outcome: r.outcome, payload: r.payload };
   }
+  // No signature listed for the subject: only an override signed by its recovery key may be that.
+  if (!record.sigs.some((s) => s.by === payload.subject)) return acceptOverride(store, record, key, now);
   let binding: { nick: string; domain: string } | undefined;
   let verified: Awaited<ReturnType<typeof verifyRecord>>;
   if (payload.kind === 'binding') {
@@ -56,6 +59,7 @@ export async function acceptIdentityRecord(
         );
       }
     }
+    if (payload.kind === 'recovery') await checkRecoveryRecord(payload);
     verified = await verifyRecord(record, { subject: key }, { now });
   }
   const { hash } = verified;

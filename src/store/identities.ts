@@ -115,6 +115,43 @@ export class IdentityStore {
     );
   }
 
+  /**
+   * Removes the records of `subject` from `fromSeq` on (a recovery override replaces them) and returns
+   * them, oldest first. Their feed rows go too, so a seq taken by the next record is served once, and the
+   * bindings they set fall back to the newest binding record left for the same name. Runs inside
+   * store.writes.submit, like appendRecord.
+   */
+  truncate(subject: string, fromSeq: number): StoredRecord[] {
+    const removed = this.db.all<StoredRecord & Record<string, unknown>>(
+      `SELECT subject, seq, kind, hash, payload, sigs, expires FROM records
+       WHERE subject = ? AND seq >= ? ORDER BY seq`,
+      [subject, fromSeq],
+    );
+    if (removed.length === 0) return removed;
+    const names = this.db.all<{ nick: string; domain: string }>(
+      'SELECT nick, domain FROM bindings WHERE fingerprint = ? AND seq >= ?',
+      [subject, fromSeq],
+    );
+    this.db.run('DELETE FROM records WHERE subject = ? AND seq >= ?', [subject, fromSeq]);
+    this.db.run('DELETE FROM feed WHERE subject = ? AND seq >= ?', [subject, fromSeq]);
+    this.db.run('DELETE FROM bindings WHERE fingerprint = ? AND seq >= ?', [subject, fromSeq]);
+    if (names.length > 0) {
+      const left = this.db.all<{ seq: number; payload: Uint8Array; expires: number | null }>(
+        "SELECT seq, payload, expires FROM records WHERE subject = ? AND kind = 'binding' ORDER BY seq DESC",
+        [subject],
+      );
+      for (const { nick, domain } of names) {
+        const newest = left.find((r) => {
+          const body = (decodeCbor(r.payload) as { body?: { nick?: unknown; domain?: unknown } }).body;
+          return body?.nick === nick && body?.domain === domain;
+        });
+        if (newest) this.setBinding(nick, domain, subject, newest.seq, newest.expires);
+      }
+    }
+    this.#locations.delete(subject);
+    return removed;
+  }
+
   setBinding(nick: string, domain: string, fingerprint: string, seq: number, expires: number | null): void {
     this.db.run(
       `INSERT INTO bindings(nick, domain, fingerprint, seq, expires) VALUES (?, ?, ?, ?, ?)
