@@ -1,4 +1,5 @@
-import { locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
+import { decodeRecord } from '../crypto/index.js';
+import type { RecordPayload, SignedRecord } from '../protocol/records.js';
 import type { Context } from '../server/context.js';
 import type { Link } from './link.js';
 import { acceptIdentityRecord, type RecordOutcome } from './records.js';
@@ -6,7 +7,7 @@ import { acceptIdentityRecord, type RecordOutcome } from './records.js';
 /**
  * The one way a record enters this server, whoever brought it (a peer's push or sync, a client's
  * record.publish): verified and stored by acceptIdentityRecord, then passed on to every other link, then
- * acted on (a location record moves the account's mail). Throws PmbError for a refused record.
+ * acted on (when the account's location changed, its mail follows). Throws PmbError for a refused record.
  */
 export async function acceptRecord(
   ctx: Context,
@@ -14,12 +15,15 @@ export async function acceptRecord(
   publicKey: Uint8Array,
   from?: Link,
 ): Promise<{ outcome: RecordOutcome; payload: RecordPayload }> {
+  const subject = decodeRecord(record).subject;
+  const before = ctx.store.identities.location(subject);
   const r = await acceptIdentityRecord(ctx.store, record, publicKey, ctx.now());
   if (r.outcome === 'accepted') {
     ctx.gossip.announce(record, publicKey, from);
-    if (r.payload.kind === 'location') {
-      const body = locationBody.safeParse(r.payload.body);
-      if (body.success) await ctx.mail.moved(r.payload.subject, body.data.domain);
+    // A location record, or a recovery override that removed one, may have moved the account.
+    const after = ctx.store.identities.location(subject);
+    if (after !== undefined && (after !== before || r.payload.kind === 'location')) {
+      await ctx.mail.moved(subject, after);
     }
   }
   return r;

@@ -89,6 +89,7 @@ export async function acceptIdentityRecord(
       payload: record.payload,
       sigs: encodeSigs(record.sigs),
       expires: payload.expires ?? null,
+      received: now,
     });
     if (binding) {
       store.identities.setBinding(

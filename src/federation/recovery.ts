@@ -10,7 +10,7 @@ import {
 import { equalBytes } from '../protocol/bytes.js';
 import { PmbError } from '../protocol/errors.js';
 import { locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
-import { encodeSigs, type Store, storedToSigned } from '../store/index.js';
+import { encodeSigs, type Store, type StoredRecord, storedToSigned } from '../store/index.js';
 
 /**
  * A recovery record (signed by the daily key) must name a usable key that is not the daily key itself:
@@ -97,8 +97,7 @@ export async function acceptOverride(
     const records = store.identities.records(subject);
     const same = records.find((r) => r.seq === payload.seq);
     if (same && equalBytes(same.hash, hash)) return 'known';
-    const chain = records.map((r) => decodeRecord(storedToSigned(r)));
-    const check = checkOverride(chain, payload.seq, now);
+    const check = checkOverride(records.map(aged), payload.seq, now);
     if (!check.ok) {
       return check.code === 'record_gap' ? 'gap' : { refused: new PmbError(check.code, check.message) };
     }
@@ -125,6 +124,7 @@ export async function acceptOverride(
       payload: record.payload,
       sigs: encodeSigs(record.sigs),
       expires: payload.expires ?? null,
+      received: now,
     });
     store.identities.forgetLocation(subject);
     return 'accepted';
@@ -157,7 +157,16 @@ async function namedRecoveryKeys(chain: readonly RecordPayload[]): Promise<strin
   return out;
 }
 
-/** The payloads of the chain held for `subject` (all verified when they were stored). */
+/** The payloads of the chain held for `subject` (all verified when they were stored), aged as below. */
 function chainOf(store: Store, subject: string): RecordPayload[] {
-  return store.identities.records(subject).map((r) => decodeRecord(storedToSigned(r)));
+  return store.identities.records(subject).map(aged);
+}
+
+/**
+ * A held record's payload with `ts` = the later of its signed ts and when this server first stored it: the
+ * age the recovery window is judged by, so a thief cannot backdate a record out of the owner's reach.
+ */
+function aged(r: StoredRecord): RecordPayload {
+  const p = decodeRecord(storedToSigned(r));
+  return r.received == null || r.received <= p.ts ? p : { ...p, ts: Number(r.received) };
 }

@@ -124,6 +124,7 @@ export async function acceptServerRecord(
       payload: record.payload,
       sigs: encodeSigs(record.sigs),
       expires: payload.expires ?? null,
+      received: now,
     });
     // Newest record wins: a record of a server that moved to another domain re-pins that domain.
     store.identities.pinDomainKey(body.domain, key.fingerprint, now);

@@ -228,9 +228,10 @@ export class Gateway {
   #takeToken(session: Session): boolean {
     const { framesPerSecond } = this.ctx.config.limits;
     const now = this.ctx.now();
+    // A clock that steps back refills nothing (rather than draining the bucket until it catches up).
     session.tokens = Math.min(
       framesPerSecond * 2,
-      session.tokens + ((now - session.lastRefill) / 1000) * framesPerSecond,
+      session.tokens + (Math.max(0, now - session.lastRefill) / 1000) * framesPerSecond,
     );
     session.lastRefill = now;
     if (session.tokens < 1) return false;

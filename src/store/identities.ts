@@ -28,6 +28,8 @@ export interface StoredRecord {
   /** CBOR of the record's signature list. */
   sigs: Uint8Array;
   expires: number | null;
+  /** When this server first stored it (null for records stored before this was kept). */
+  received?: number | null;
 }
 
 /** Public keys, signed record chains and nickname bindings of every known identity. */
@@ -65,8 +67,8 @@ export class IdentityStore {
   appendRecord(r: StoredRecord): void {
     this.#locations.delete(r.subject);
     this.db.run(
-      'INSERT INTO records(subject, seq, kind, hash, payload, sigs, expires) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      [r.subject, r.seq, r.kind, r.hash, r.payload, r.sigs, r.expires],
+      'INSERT INTO records(subject, seq, kind, hash, payload, sigs, expires, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      [r.subject, r.seq, r.kind, r.hash, r.payload, r.sigs, r.expires, r.received ?? null],
     );
     this.db.run('INSERT INTO feed(subject, seq) VALUES (?, ?)', [r.subject, r.seq]);
   }
@@ -110,7 +112,7 @@ export class IdentityStore {
 
   records(subject: string): StoredRecord[] {
     return this.db.all<StoredRecord & Record<string, unknown>>(
-      'SELECT subject, seq, kind, hash, payload, sigs, expires FROM records WHERE subject = ? ORDER BY seq',
+      'SELECT subject, seq, kind, hash, payload, sigs, expires, received FROM records WHERE subject = ? ORDER BY seq',
       [subject],
     );
   }

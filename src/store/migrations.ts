@@ -123,6 +123,11 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX outbox_by_domain ON outbox(domain, seq);
   `,
+  `
+  -- When this server first stored each record (its own clock): a record's age for the recovery window is
+  -- judged by the later of this and its signed ts, so a backdated record cannot escape an override.
+  ALTER TABLE records ADD COLUMN received INTEGER;
+  `,
 ];
 
 export function migrate(db: Db): number {

@@ -225,7 +225,7 @@ describe('configured peers', () => {
     try {
       const [s1, s2] = net.servers as [PmbServer, PmbServer];
       await until(() => s1.context.links.get('s2.test')?.open === true, 10_000, 's1 to link to its peer');
-      assert.equal(s2.context.links.get('s1.test')?.open, true);
+      await until(() => s2.context.links.get('s1.test')?.open === true, 5000, 's2 to hold the link too');
       assert.equal(s1.context.links.get('s1.test'), undefined, 'never a link to itself');
       // Stopped and started again, s2 is relinked without anyone asking.
       await net.stop(1);

@@ -267,4 +267,35 @@ describe('recovery key: the window', () => {
       owner.close();
     }
   });
+
+  it('a thief who backdates his record out of the window is still overridden (its age is when servers got it)', async () => {
+    skew = 0;
+    const [s1, s2] = net.servers as [PmbServer, PmbServer];
+    const owner = await connectUser(s1, 'owner2');
+    const fp = owner.identity.fingerprint;
+    const recovery = await newIdentity();
+    await owner.publish('recovery', { key: recovery.publicKeyBytes, windowDays: 30 });
+    for (const s of net.servers) await until(() => headSeq(s, fp) === 2, 10_000, 'the recovery record');
+    const thief = await loginOn(s2, owner.identity, 'thief');
+    const held = s2.context.store.identities.records(fp).at(-1);
+    assert.ok(held);
+    const backdated = await createRecord(owner.identity, {
+      kind: 'location',
+      subject: fp,
+      seq: 3,
+      prev: await recordHash(storedToSigned(held)),
+      ts: Date.now() - 60 * DAY,
+      body: { domain: 's2.test', server: s2.fingerprint },
+    });
+    assert.equal((await thief.conn.request(Publish, { record: backdated })).accepted, true);
+    thief.close();
+    for (const s of net.servers) await until(() => where(s, fp) === 's2.test', 10_000, 'the thief’s move');
+    const fixed = await override(recovery, s1, fp, 3, s1);
+    const again = await loginOn(s1, owner.identity, 'dev9');
+    assert.equal((await again.conn.request(Publish, { record: fixed })).accepted, true);
+    for (const s of net.servers)
+      await until(() => where(s, fp) === 's1.test', 10_000, 'the override everywhere');
+    again.close();
+    owner.close();
+  });
 });

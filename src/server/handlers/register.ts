@@ -66,6 +66,7 @@ export function register(router: Router): void {
         payload: cosigned.payload,
         sigs: encodeSigs(cosigned.sigs),
         expires: payload.expires ?? null,
+        received: now,
       });
       store.identities.setBinding(
         body.data.nick,
