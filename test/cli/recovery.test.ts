@@ -8,15 +8,8 @@ import type { PmbServer } from '../../src/server/index.js';
 import { storedToSigned } from '../../src/store/index.js';
 import { startNetwork } from '../helpers/network.js';
 import { NodeWebSocket } from '../helpers/servers.js';
+import { until } from '../helpers/wait.js';
 import { cliSandbox, jsonLines } from './pmb.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('pmb id recovery-key and pmb id recover', () => {
   it('the recovery key is written 0600 and published; with it the owner takes the account back from a thief', async () => {

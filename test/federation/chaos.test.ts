@@ -5,14 +5,7 @@ import type { Envelope } from '../../src/protocol/frames.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { type ProcessNetwork, startNetwork, type TestNetwork } from '../helpers/network.js';
 import { connectUser, inbox } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 /** Every deliver frame a client gets, before the SDK drops redeliveries: what the server really sent. */
 function rawDeliveries(client: PmbClient): string[] {

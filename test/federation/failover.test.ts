@@ -5,33 +5,19 @@ import { after, before, describe, it } from 'node:test';
 import { loginWithFailover, type PmbClient } from '../../src/client/index.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { cliSandbox, jsonLines } from '../cli/pmb.js';
-import { startNetwork, type TestNetwork } from '../helpers/network.js';
+import { linkAll, startNetwork, type TestNetwork } from '../helpers/network.js';
 import { connectUser, inbox, NodeWebSocket } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const fast = { links: { backoff: { initialMs: 50, maxMs: 400 } } };
 const where = (s: PmbServer, fp: string) => s.context.store.identities.location(fp);
-
-async function mesh(net: TestNetwork): Promise<void> {
-  const [s1, s2] = net.servers as [PmbServer, PmbServer];
-  await s1.context.links.connect('s2.test');
-  await s1.context.links.connect('s3.test');
-  await s2.context.links.connect('s3.test');
-}
 
 describe('backup servers: the SDK fails over and the federation follows', () => {
   let net: TestNetwork;
   let alice: PmbClient;
   before(async () => {
     net = await startNetwork(3, fast);
-    await mesh(net);
+    await linkAll(net);
   });
   after(async () => {
     alice?.close();
@@ -87,7 +73,7 @@ describe('pmb (the CLI) with a backup server', () => {
   let cli: Awaited<ReturnType<typeof cliSandbox>>;
   before(async () => {
     net = await startNetwork(3, fast);
-    await mesh(net);
+    await linkAll(net);
     cli = await cliSandbox();
   });
   after(async () => {

@@ -14,14 +14,7 @@ import { startNetwork, type TestNetwork } from '../helpers/network.js';
 import { RawPeer } from '../helpers/raw.js';
 import { rawLink } from '../helpers/raw-link.js';
 import { connectUser, newIdentity } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const owner = (s: PmbServer, nick: string, domain: string) =>
   s.context.store.identities.bindingOwner(nick, domain, Date.now());

@@ -10,14 +10,7 @@ import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 import { RawPeer } from '../helpers/raw.js';
 import { rawHello, rawLink } from '../helpers/raw-link.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const Echo = method('s2s.test.echo', {
   params: { text: z.string() },

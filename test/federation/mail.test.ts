@@ -5,14 +5,7 @@ import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 import { rawLink } from '../helpers/raw-link.js';
 import { connectUser, inbox, newIdentity } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const fast = { links: { backoff: { initialMs: 50, maxMs: 400 } } };
 

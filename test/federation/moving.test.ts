@@ -4,17 +4,10 @@ import { PmbClient as Client, type PmbClient } from '../../src/client/index.js';
 import { createRecord, recordHash } from '../../src/crypto/index.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { storedToSigned } from '../../src/store/index.js';
-import { startNetwork, type TestNetwork } from '../helpers/network.js';
+import { linkAll, startNetwork, type TestNetwork } from '../helpers/network.js';
 import { rawLink } from '../helpers/raw-link.js';
 import { connectUser, inbox, NodeWebSocket } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const fast = { links: { backoff: { initialMs: 50, maxMs: 400 } } };
 const where = (s: PmbServer, fp: string) => s.context.store.identities.location(fp);
@@ -36,20 +29,13 @@ async function loginOn(
   return c;
 }
 
-async function mesh(net: TestNetwork): Promise<void> {
-  const [s1, s2] = net.servers as [PmbServer, PmbServer];
-  await s1.context.links.connect('s2.test');
-  await s1.context.links.connect('s3.test');
-  await s2.context.links.connect('s3.test');
-}
-
 describe('moving accounts: bob moves from s2.test to s3.test, where he has never been', () => {
   let net: TestNetwork;
   let alice: PmbClient;
   let bob: PmbClient;
   before(async () => {
     net = await startNetwork(3, fast);
-    await mesh(net);
+    await linkAll(net);
     const [s1, s2, s3] = net.servers as [PmbServer, PmbServer, PmbServer];
     alice = await connectUser(s1, 'alice');
     bob = await connectUser(s2, 'bob');
@@ -156,7 +142,7 @@ describe('a dead server does not take its users with it', () => {
   let alice: PmbClient;
   before(async () => {
     net = await startNetwork(3, fast);
-    await mesh(net);
+    await linkAll(net);
   });
   after(async () => {
     alice?.close();

@@ -4,14 +4,7 @@ import type { PmbServer } from '../../src/server/index.js';
 import { wellKnown } from '../helpers/child.js';
 import { type ProcessNetwork, startNetwork, type TestNetwork } from '../helpers/network.js';
 import { connectUser } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

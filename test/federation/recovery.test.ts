@@ -6,16 +6,9 @@ import { Publish, Register } from '../../src/protocol/frames.js';
 import { BINDING_TTL_MS, type SignedRecord } from '../../src/protocol/records.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { storedToSigned } from '../../src/store/index.js';
-import { startNetwork, type TestNetwork } from '../helpers/network.js';
+import { linkAll, startNetwork, type TestNetwork } from '../helpers/network.js';
 import { connectUser, inbox, NodeWebSocket, newIdentity } from '../helpers/servers.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const fast = { links: { backoff: { initialMs: 50, maxMs: 400 } } };
 const DAY = 24 * 3600 * 1000;
@@ -32,15 +25,6 @@ async function loginOn(
   const c = await Client.connect({ url: server.url, WebSocket: NodeWebSocket, identity, device });
   await c.login({ move });
   return c;
-}
-
-async function mesh(net: TestNetwork): Promise<void> {
-  const [s1, s2] = net.servers;
-  await s1?.context.links.connect('s2.test');
-  if (net.servers.length > 2) {
-    await s1?.context.links.connect('s3.test');
-    await s2?.context.links.connect('s3.test');
-  }
 }
 
 /** A location record making `server` home, at `seq` after the held record seq - 1, signed by `signer`. */
@@ -70,7 +54,7 @@ describe('recovery key: a thief with the stolen daily key, s1 s2 s3 in a mesh', 
   let fp: string;
   before(async () => {
     net = await startNetwork(3, fast);
-    await mesh(net);
+    await linkAll(net);
     const [s1] = net.servers as [PmbServer];
     owner = await connectUser(s1, 'owner');
     fp = owner.identity.fingerprint;
@@ -222,7 +206,7 @@ describe('recovery key: the window', () => {
   let skew = 0;
   before(async () => {
     net = await startNetwork(2, { ...fast, config: { now: () => Date.now() + skew } });
-    await mesh(net);
+    await linkAll(net);
   });
   after(async () => {
     await net.close();

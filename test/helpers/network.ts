@@ -452,3 +452,10 @@ class PairProxy {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 }
+
+/** Link every pair of in-process servers (a full mesh), each pair opened by the lower-numbered one. */
+export async function linkAll(net: TestNetwork): Promise<void> {
+  for (const [i, s] of net.servers.entries()) {
+    for (const d of net.domains.slice(i + 1)) await s.context.links.connect(d);
+  }
+}
