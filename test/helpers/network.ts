@@ -131,7 +131,7 @@ export async function startNetwork(
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
         if (i === j) continue;
-        const proxy = new PairProxy(ports[j] as number);
+        const proxy = new PairProxy(() => ports[j] as number);
         proxies.set(`${i}>${j}`, proxy);
         await proxy.listen();
       }
@@ -224,13 +224,23 @@ async function inProcessNetwork(f: Fabric, opts: NetworkOptions): Promise<TestNe
   const servers: PmbServer[] = [];
   const fingerprints: string[] = [];
   const running = new Set<number>();
-  const start = async (i: number) => {
-    const s = make(i);
-    servers[i] = s;
-    await s.start();
-    running.add(i);
-    fingerprints[i] = s.fingerprint;
-    return s;
+  const start = async (i: number, firstTime = false) => {
+    for (let attempt = 0; ; attempt++) {
+      const s = make(i);
+      servers[i] = s;
+      try {
+        await s.start();
+      } catch (err) {
+        await s.close().catch(() => {});
+        // freePort() released the port before the server took it: on a busy box someone else may have.
+        if (!firstTime || attempt >= 4 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        f.ports[i] = await freePort();
+        continue;
+      }
+      running.add(i);
+      fingerprints[i] = s.fingerprint;
+      return s;
+    }
   };
   const stop = async (i: number) => {
     c.at(i);
@@ -239,7 +249,7 @@ async function inProcessNetwork(f: Fabric, opts: NetworkOptions): Promise<TestNe
     await servers[i]?.close();
   };
   try {
-    for (let i = 0; i < f.n; i++) await start(i);
+    for (let i = 0; i < f.n; i++) await start(i, true);
   } catch (err) {
     for (const i of running) await servers[i]?.close();
     throw err;
@@ -247,7 +257,9 @@ async function inProcessNetwork(f: Fabric, opts: NetworkOptions): Promise<TestNe
   const nodes: InProcessNode[] = f.domains.map((domain, index) => ({
     index,
     domain,
-    port: f.ports[index] as number,
+    get port() {
+      return f.ports[index] as number;
+    },
     dataDir: f.dirs[index] as string,
     get url() {
       return (servers[index] as PmbServer).url;
@@ -297,16 +309,25 @@ async function processNetwork(f: Fabric, opts: NetworkOptions): Promise<ProcessN
   await mkdir(home);
   const children: (PmbServeProcess | undefined)[] = [];
   const last: (PmbServeProcess | undefined)[] = [];
-  const start = async (i: number) => {
-    const child = await startPmbServe({
-      domain: f.domains[i] as string,
-      port: f.ports[i] as number,
-      dataDir: f.dirs[i] as string,
-      home,
-      resolve: f.resolve(i),
-      registration: 'open',
-      ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
-    });
+  const start = async (i: number, firstTime = false) => {
+    let child: PmbServeProcess | undefined;
+    for (let attempt = 0; !child; attempt++) {
+      try {
+        child = await startPmbServe({
+          domain: f.domains[i] as string,
+          port: f.ports[i] as number,
+          dataDir: f.dirs[i] as string,
+          home,
+          resolve: f.resolve(i),
+          registration: 'open',
+          ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
+        });
+      } catch (err) {
+        // freePort() released the port before the child took it: on a busy box someone else may have.
+        if (!firstTime || attempt >= 4 || !/EADDRINUSE/.test(String((err as Error).message))) throw err;
+        f.ports[i] = await freePort();
+      }
+    }
     children[i] = child;
     last[i] = child;
     void child.exited.then(() => {
@@ -320,7 +341,7 @@ async function processNetwork(f: Fabric, opts: NetworkOptions): Promise<ProcessN
         return ch?.stop(5000);
       }),
     );
-  const started = await Promise.allSettled(f.domains.map((_, i) => start(i)));
+  const started = await Promise.allSettled(f.domains.map((_, i) => start(i, true)));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     await stopAll();
@@ -329,8 +350,12 @@ async function processNetwork(f: Fabric, opts: NetworkOptions): Promise<ProcessN
   const nodes: ProcessNode[] = f.domains.map((domain, index) => ({
     index,
     domain,
-    port: f.ports[index] as number,
-    url: `ws://127.0.0.1:${f.ports[index]}`,
+    get port() {
+      return f.ports[index] as number;
+    },
+    get url() {
+      return `ws://127.0.0.1:${f.ports[index]}`;
+    },
     dataDir: f.dirs[index] as string,
     get fingerprint() {
       return last[index]?.fingerprint as string;
@@ -397,7 +422,8 @@ class PairProxy {
   #cut = false;
   port = 0;
 
-  constructor(readonly targetPort: number) {
+  /** The target is read at each connection: a server that had to take another port is still reached. */
+  constructor(readonly target: () => number) {
     this.#server = createNetServer((client) => this.#carry(client));
   }
 
@@ -421,7 +447,7 @@ class PairProxy {
       client.destroy();
       return;
     }
-    const upstream = connect(this.targetPort, '127.0.0.1');
+    const upstream = connect(this.target(), '127.0.0.1');
     for (const [a, b] of [
       [client, upstream],
       [upstream, client],
