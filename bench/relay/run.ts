@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
 import { type Child as ChildOf, startChild, toJson } from '../lib/child.js';
+import { printTable } from '../lib/table.js';
 import {
   type DriveResult,
   drive,
@@ -313,16 +314,6 @@ async function main(): Promise<void> {
     await Promise.all([pmb.stop(), raw.stop()]);
     if (flags['cpu-prof']) console.log(`PMB server CPU profile in ${profDir}`);
   }
-}
-
-/** A Markdown table, laid out as Biome formats one, so it can be pasted into bench/README.md as is. */
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => console.log(`| ${cells.join(' | ')} |`);
-  rows.forEach((r, k) => {
-    line(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))));
-    if (k === 0) line(widths.map((w, i) => (i === 0 ? '-'.repeat(w) : `${'-'.repeat(w - 1)}:`)));
-  });
 }
 
 await main();

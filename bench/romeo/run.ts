@@ -1,12 +1,14 @@
 /**
- * `npm run bench:romeo [-- --text FILE] [--servers 1|2] [--runs N] [--max-seconds N] [--inline-only]`
+ * `npm run bench:romeo [-- --text FILE] [--servers 1|2] [--runs N] [--max-seconds N] [--inline-only] [--cpu-prof]`
  *
  * PMB's form of the public "Romeo and Juliet" benchmark (timokoesters/romeo-and-juliet-benchmark, the
  * Matrix community's): every character of the play is a user, every spoken line one end-to-end
  * encrypted message from its character to the character who speaks next, sent in play order, each send
  * waiting for its durable ack. The wall time of that strictly sequential part is the figure, as in the
  * public table. Servers are child processes; every client (senders and online recipients, which verify
- * and decrypt what they receive) lives in this process. Figures only: nothing passes or fails.
+ * and decrypt what they receive) lives in this process. `--servers 2` puts the two houses on two linked
+ * servers (federation) and plays the one-server form beside it in the same invocation, as the baseline.
+ * Figures only: nothing passes or fails.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -17,7 +19,9 @@ import WebSocket from 'ws';
 import { type Contact, PmbClient, type WebSocketFactory } from '../../src/client/index.js';
 import { generateIdentity, type Identity } from '../../src/crypto/index.js';
 import type { DeliverFrame } from '../../src/protocol/frames.js';
-import { type Child as ChildOf, startChild, toJson } from '../lib/child.js';
+import { lookupWhenKnown } from '../federation/load.js';
+import { type Child as ChildOf, freePort, startChild, toJson } from '../lib/child.js';
+import { printTable } from '../lib/table.js';
 import { fsyncMs, latency, machine, median, readProc } from '../relay/stats.js';
 import { crossServer, type Placement, place } from './houses.js';
 import { type Message, type Play, parsePlay } from './play.js';
@@ -35,6 +39,7 @@ const { values: flags } = parseArgs({
     runs: { type: 'string', default: '3' },
     'max-seconds': { type: 'string', default: '300' },
     'inline-only': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const textFile = resolve(repoRoot, flags.text ?? join('..', 'shared', 'data', 'romeo_and_juliet.txt'));
@@ -61,12 +66,53 @@ export function minSec(ms: number): string {
 type Child = ChildOf<{ url: string }> & { url: string; domain: string };
 
 /** One server child (bench/romeo/server.ts): prints one JSON line when listening, exits when stdin ends. */
-async function startServer(domain: string): Promise<Child> {
+async function startServer(domain: string, args: string[] = []): Promise<Child> {
   const child = await startChild<{ url: string }>(join(here, 'server.js'), {
-    args: [domain],
+    args: [domain, ...args],
+    nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, domain)}`] : [],
     env: { PMB_BENCH_DIR: dataRoot },
   });
-  return { ...child, url: child.info.url, domain };
+  return Object.assign(child, { url: child.info.url, domain });
+}
+
+/** `--cpu-prof`: each server child writes a .cpuprofile under <dir>/<domain>/. */
+const profDir = flags['cpu-prof'] ? join(tmpdir(), `pmb-bench-romeo-prof-${process.pid}`) : undefined;
+
+/** Wait at most this long for two federated servers to have their link open. */
+const LINK_WAIT_MS = 30_000;
+
+/**
+ * The servers of a placement. One: a plain server on port 0. Two: each on a port chosen here, naming the
+ * other as its peer and in its resolve map (`pmb serve --peer D --resolve D=127.0.0.1:PORT`); returns
+ * once both have the link open.
+ */
+async function startHosts(domains: string[]): Promise<Child[]> {
+  if (domains.length === 1) return [await startServer(domains[0]!)];
+  const ports: number[] = [];
+  for (const _ of domains) ports.push(await freePort());
+  const settled = await Promise.allSettled(
+    domains.map((d, i) => {
+      const others = domains.flatMap((o, j) =>
+        j === i ? [] : [['--peer', o, '--resolve', `${o}=127.0.0.1:${ports[j]}`]],
+      );
+      return startServer(d, ['--port', String(ports[i]), ...others.flat()]);
+    }),
+  );
+  const hosts = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  try {
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const until = performance.now() + LINK_WAIT_MS;
+    for (;;) {
+      const states = await Promise.all(hosts.map((h) => h.ask<{ links: string[] }>('links')));
+      if (states.every((s) => s.links.length === domains.length - 1)) return hosts;
+      if (performance.now() > until) throw new Error(`the servers did not link in ${LINK_WAIT_MS / 1000} s`);
+      await sleep(20);
+    }
+  } catch (err) {
+    await Promise.all(hosts.map((h) => h.stop()));
+    throw err;
+  }
 }
 
 /** A character's account: its client, and what it received (decrypted, verified, in arrival order). */
@@ -142,8 +188,9 @@ async function setUp(play: Play, placement: Placement, hosts: Child[]): Promise<
     const [from, to] = p.split('\n') as [string, string];
     const a = actors.get(from)!;
     const b = actors.get(to)!;
-    a.contacts.set(to, await a.client.lookup(b.address));
-    b.contacts.set(from, await b.client.lookup(a.address));
+    // Across servers, a name is known once gossip has brought its binding over: retried until then.
+    a.contacts.set(to, await lookupWhenKnown(a.client, b.address));
+    b.contacts.set(from, await lookupWhenKnown(b.client, a.address));
   }
   const t3 = performance.now();
   return { actors, keysMs: t1 - t0, accountsMs: t2 - t1, lookupsMs: t3 - t2, totalMs: t3 - t0 };
@@ -165,6 +212,11 @@ interface RunResult {
   wireToAckMs: ReturnType<typeof latency>;
   /** Send start -> recipient's events.message (decrypted and verified), per line. */
   sendToDecryptedMs: ReturnType<typeof latency>;
+  /** Send start -> the recipient's raw deliver frame, for lines within one server and across servers. */
+  sendToFrameLocalMs: ReturnType<typeof latency>;
+  sendToFrameCrossMs: ReturnType<typeof latency>;
+  /** Lines sent across servers. */
+  crossing: number;
   /** Recipient side: raw deliver frame -> events.message (queue + verify + decrypt), per line. */
   openMs: ReturnType<typeof latency>;
   openTotalS: number;
@@ -183,6 +235,13 @@ interface Verification {
   inOrder: number;
   /** Positions whose line differs from the one sent there (wrong sender, text or order). */
   mismatches: number;
+  /**
+   * The same, per conversation (the lines of one sender to one recipient, in the order sent): what PMB
+   * promises across servers. A recipient's lines from a sender on another server travel through the outbox
+   * after send.ok, so they may interleave differently with lines from its own server; content and
+   * per-conversation order must still hold.
+   */
+  conversationMismatches: number;
   missing: number;
   extra: number;
   rejected: number;
@@ -197,6 +256,7 @@ function verify(play: Play, actors: Map<string, Actor>, sent: Message[]): Verifi
     received: 0,
     inOrder: 0,
     mismatches: 0,
+    conversationMismatches: 0,
     missing: 0,
     extra: 0,
     rejected: 0,
@@ -216,6 +276,14 @@ function verify(play: Play, actors: Map<string, Actor>, sent: Message[]): Verifi
       if ((byFingerprint.get(g.from) ?? g.from) === e.from && g.text === e.text) v.inOrder++;
       else v.mismatches++;
     }
+    const senders = new Set(expected.map((m) => m.from));
+    for (const from of senders) {
+      const e = expected.filter((m) => m.from === from);
+      const g = got.filter((x) => (byFingerprint.get(x.from) ?? x.from) === from);
+      for (let i = 0; i < Math.min(e.length, g.length); i++) {
+        if (g[i]!.text !== e[i]!.text) v.conversationMismatches++;
+      }
+    }
     v.missing += Math.max(0, expected.length - got.length);
     v.extra += Math.max(0, got.length - expected.length);
   }
@@ -231,8 +299,18 @@ function verify(play: Play, actors: Map<string, Actor>, sent: Message[]): Verifi
 type Mode = 'inline' | 'deferred';
 
 /** The timed part: the play, line by line, each send awaiting its durable ack before the next. */
-async function perform(play: Play, setup: Setup, hosts: Child[], mode: Mode): Promise<RunResult> {
+async function perform(
+  play: Play,
+  placement: Placement,
+  setup: Setup,
+  hosts: Child[],
+  mode: Mode,
+): Promise<RunResult> {
   const { actors } = setup;
+  /** Lines whose sender and recipient live on different servers (none with one server). */
+  const crossing = new Set<string>();
+  const frameCross: number[] = [];
+  const frameLocal: number[] = [];
   // Deferred: deliveries are held (not verified, decrypted or acked) until the last send has its ack.
   let holding = mode === 'deferred';
   const held: { actor: Actor; frame: DeliverFrame }[] = [];
@@ -254,6 +332,11 @@ async function perform(play: Play, setup: Setup, hosts: Child[], mode: Mode): Pr
     };
     handlers.set(actor, open);
     conn.events.deliver = (f) => {
+      // Send -> the raw deliver frame, before any queueing or holding: split by whether the line crossed.
+      const t = sentAt.get(f.envelope.id);
+      if (t !== undefined && f.envelope.from !== actor.client.identity.fingerprint) {
+        (crossing.has(f.envelope.id) ? frameCross : frameLocal).push(performance.now() - t);
+      }
       if (holding) held.push({ actor, frame: f });
       else open(f);
     };
@@ -301,6 +384,7 @@ async function perform(play: Play, setup: Setup, hosts: Child[], mode: Mode): Pr
     const envelope = await from.client.seal([to.key], m.text);
     const s1 = performance.now();
     sentAt.set(envelope.id, s0);
+    if (placement.home.get(m.from) !== placement.home.get(m.to)) crossing.add(envelope.id);
     pending++;
     sent.push(m);
     await from.client.sendEnvelope(envelope);
@@ -336,6 +420,9 @@ async function perform(play: Play, setup: Setup, hosts: Child[], mode: Mode): Pr
     sealMs: latency(seal),
     wireToAckMs: latency(wire),
     sendToDecryptedMs: latency(decrypted),
+    sendToFrameLocalMs: latency(frameLocal),
+    sendToFrameCrossMs: latency(frameCross),
+    crossing: crossing.size,
     openMs: latency(opened),
     openTotalS: openTotal / 1000,
     serverCpuS: cpu1.reduce((a, c, i) => a + c - (cpu0[i] as number), 0),
@@ -364,121 +451,63 @@ function printPlacement(play: Play, placement: Placement): void {
   }
 }
 
-async function main(): Promise<void> {
-  const host = machine();
-  const args = process.argv.slice(2);
-  const command = `npm run bench:romeo${args.length ? ` -- ${args.join(' ')}` : ''}`;
-  const date = new Date().toISOString();
-  const text = readFileSync(textFile, 'utf8');
-  const play = parsePlay(text);
-  const placement = place(play, servers);
-  console.log(`PMB "Romeo and Juliet" benchmark  ${date}`);
-  console.log(`machine: ${host.nproc} cpus, ${host.cpu}, node ${host.node}, linux ${host.kernel}`);
-  console.log(`command: ${command}`);
-  console.log(`text: ${relative(process.cwd(), textFile) || textFile}`);
-  console.log(
-    `play: ${play.characters.size} characters (users), ${play.speeches.length} speeches, ` +
-      `${play.messages.length} spoken lines (messages); ${play.stageDirectionLines} stage-direction lines ` +
-      `and ${play.headings} act/scene/prologue headings not sent`,
-  );
-  console.log(
-    `  (the public benchmark's own count on this file: ${play.publicBenchmark.requests} /send requests, ` +
-      `stage directions and act headings included, by ${play.publicBenchmark.users} users)`,
-  );
-  console.log(`servers: ${servers}`);
-  printPlacement(play, placement);
-  if (servers !== 1) {
-    console.error(
-      `\n--servers ${servers} needs federation (issue 4): accounts on montague.test cannot yet look up or ` +
-        'message accounts on capulet.test. The split above is what it will run. Use --servers 1 for now.',
-    );
-    process.exitCode = 1;
-    return;
-  }
-  const loadAvg = { start: loadavg()[0] ?? 0, end: 0 };
-  console.log(`load average (1 min) at start: ${loadAvg.start.toFixed(2)}`);
-  console.log(`disk: median 4 KiB write+fsync in ${dataRoot} = ${fsyncMs(dataRoot).toFixed(2)} ms`);
-  console.log(
-    `runs: ${runs}, each on fresh server(s) with fresh accounts; each run sends for at most ` +
-      `${maxSendMs / 1000} s, then waits at most ${DRAIN_MS / 1000} s for the last decryptions\n`,
-  );
+type Sample = RunResult & { mode: Mode; setup: Omit<Setup, 'actors'> };
 
-  type Sample = RunResult & { mode: Mode; setup: Omit<Setup, 'actors'> };
-  const samples: Record<Mode, Sample[]> = { inline: [], deferred: [] };
-  const modes: Mode[] = flags['inline-only'] ? ['inline'] : ['inline', 'deferred'];
-  for (let r = 0; r < runs; r++) {
-    // Alternate which mode goes first, so drift on a shared machine falls on both.
-    for (const mode of r % 2 ? [...modes].reverse() : modes) {
-      const hosts = await Promise.all(placement.domains.map((d) => startServer(d)));
-      let actors: Map<string, Actor> | undefined;
-      try {
-        const setup = await setUp(play, placement, hosts);
-        actors = setup.actors;
-        const result = await perform(play, setup, hosts, mode);
-        const { actors: _a, ...setupTimes } = setup;
-        samples[mode].push({ ...result, mode, setup: setupTimes });
-        const v = result.verify;
-        console.log(
-          `  run ${r + 1} ${mode.padEnd(8)}: setup ${(setup.totalMs / 1000).toFixed(1)} s; play ` +
-            `${minSec(result.wallMs)} (${(result.wallMs / 1000).toFixed(2)} s), ${result.sent} msgs, ` +
-            `${Math.round(result.msgsPerS)} msgs/s, send->ack p50 ${result.sendToAckMs.p50.toFixed(2)} ms ` +
-            `p99 ${result.sendToAckMs.p99.toFixed(2)} ms; verified ${v.inOrder}/${v.expected} in order, ` +
-            `${v.mismatches} mismatches, ${v.missing} missing` +
-            (result.complete ? '' : '  ! INCOMPLETE (time bound or drain)'),
-        );
-      } finally {
-        for (const a of actors?.values() ?? []) a.client.close();
-        await Promise.all(hosts.map((h) => h.stop()));
-      }
-    }
-  }
-
-  const summarize = (list: Sample[]) => {
-    const m = (f: (s: Sample) => number) => median(list.map(f));
-    const walls = list.map((s) => s.wallMs);
-    return {
-      runs: list.length,
-      wallMs: m((s) => s.wallMs),
-      wallRangeMs: [Math.min(...walls), Math.max(...walls)],
-      wallToLastDecryptMs: m((s) => s.wallToLastDecryptMs),
-      msgsPerS: m((s) => s.msgsPerS),
-      sendToAckP50Ms: m((s) => s.sendToAckMs.p50),
-      sendToAckP99Ms: m((s) => s.sendToAckMs.p99),
-      sealP50Ms: m((s) => s.sealMs.p50),
-      sealP99Ms: m((s) => s.sealMs.p99),
-      wireToAckP50Ms: m((s) => s.wireToAckMs.p50),
-      wireToAckP99Ms: m((s) => s.wireToAckMs.p99),
-      sendToDecryptedP50Ms: m((s) => s.sendToDecryptedMs.p50),
-      sendToDecryptedP99Ms: m((s) => s.sendToDecryptedMs.p99),
-      openP50Ms: m((s) => s.openMs.p50),
-      openTotalS: m((s) => s.openTotalS),
-      serverCpuS: m((s) => s.serverCpuS),
-      loadGenCpuS: m((s) => s.loadGenCpuS),
-      msgsPerCommit: m((s) => (s.commits ? s.sent / s.commits : 0)),
-      fsyncMs: m((s) => s.fsyncMs),
-      setupMs: m((s) => s.setup.totalMs),
-      setupKeysMs: m((s) => s.setup.keysMs),
-      setupAccountsMs: m((s) => s.setup.accountsMs),
-      setupLookupsMs: m((s) => s.setup.lookupsMs),
-      incompleteRuns: list.filter((s) => !s.complete).length,
-      verify: {
-        inOrder: list.reduce((a, s) => a + s.verify.inOrder, 0),
-        expected: list.reduce((a, s) => a + s.verify.expected, 0),
-        mismatches: list.reduce((a, s) => a + s.verify.mismatches, 0),
-        missing: list.reduce((a, s) => a + s.verify.missing, 0),
-        extra: list.reduce((a, s) => a + s.verify.extra, 0),
-        rejected: list.reduce((a, s) => a + s.verify.rejected, 0),
-        recipients: list[0]?.verify.recipients ?? 0,
-      },
-    };
+function summarize(list: Sample[]) {
+  const m = (f: (s: Sample) => number) => median(list.map(f));
+  const walls = list.map((s) => s.wallMs);
+  return {
+    runs: list.length,
+    wallMs: m((s) => s.wallMs),
+    wallRangeMs: [Math.min(...walls), Math.max(...walls)],
+    wallToLastDecryptMs: m((s) => s.wallToLastDecryptMs),
+    msgsPerS: m((s) => s.msgsPerS),
+    sendToAckP50Ms: m((s) => s.sendToAckMs.p50),
+    sendToAckP99Ms: m((s) => s.sendToAckMs.p99),
+    sealP50Ms: m((s) => s.sealMs.p50),
+    sealP99Ms: m((s) => s.sealMs.p99),
+    wireToAckP50Ms: m((s) => s.wireToAckMs.p50),
+    wireToAckP99Ms: m((s) => s.wireToAckMs.p99),
+    sendToDecryptedP50Ms: m((s) => s.sendToDecryptedMs.p50),
+    sendToDecryptedP99Ms: m((s) => s.sendToDecryptedMs.p99),
+    crossing: m((s) => s.crossing),
+    sendToFrameLocalP50Ms: m((s) => s.sendToFrameLocalMs.p50),
+    sendToFrameLocalP99Ms: m((s) => s.sendToFrameLocalMs.p99),
+    sendToFrameCrossP50Ms: m((s) => s.sendToFrameCrossMs.p50),
+    sendToFrameCrossP99Ms: m((s) => s.sendToFrameCrossMs.p99),
+    openP50Ms: m((s) => s.openMs.p50),
+    openTotalS: m((s) => s.openTotalS),
+    serverCpuS: m((s) => s.serverCpuS),
+    loadGenCpuS: m((s) => s.loadGenCpuS),
+    msgsPerCommit: m((s) => (s.commits ? s.sent / s.commits : 0)),
+    fsyncMs: m((s) => s.fsyncMs),
+    setupMs: m((s) => s.setup.totalMs),
+    setupKeysMs: m((s) => s.setup.keysMs),
+    setupAccountsMs: m((s) => s.setup.accountsMs),
+    setupLookupsMs: m((s) => s.setup.lookupsMs),
+    incompleteRuns: list.filter((s) => !s.complete).length,
+    verify: {
+      inOrder: list.reduce((a, s) => a + s.verify.inOrder, 0),
+      expected: list.reduce((a, s) => a + s.verify.expected, 0),
+      mismatches: list.reduce((a, s) => a + s.verify.mismatches, 0),
+      conversationMismatches: list.reduce((a, s) => a + s.verify.conversationMismatches, 0),
+      missing: list.reduce((a, s) => a + s.verify.missing, 0),
+      extra: list.reduce((a, s) => a + s.verify.extra, 0),
+      rejected: list.reduce((a, s) => a + s.verify.rejected, 0),
+      recipients: list[0]?.verify.recipients ?? 0,
+    },
   };
-  const summary = summarize(samples.inline);
-  const deferred = samples.deferred.length ? summarize(samples.deferred) : undefined;
-  const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  const ms2 = (a: number, b: number) => `${a.toFixed(2)} / ${b.toFixed(2)} ms`;
+}
+type Summary = ReturnType<typeof summarize>;
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const ms2 = (a: number, b: number) => `${a.toFixed(2)} / ${b.toFixed(2)} ms`;
+
+/** The figures of one configuration (one server, or the two houses' servers), as the one-server form prints. */
+function report(play: Play, n: number, summary: Summary, deferred: Summary | undefined): void {
   const v = summary.verify;
   console.log(
-    `\nmedian of ${summary.runs} run(s), ${servers} server, strictly sequential (one send in flight), ` +
+    `\nmedian of ${summary.runs} run(s), ${n} server${n > 1 ? 's' : ''}, strictly sequential (one send in flight), ` +
       'recipients online and decrypting (inline)',
   );
   console.log(`  users (characters)        ${play.characters.size}`);
@@ -502,15 +531,21 @@ async function main(): Promise<void> {
     `  send->decrypted p50 / p99 ${ms2(summary.sendToDecryptedP50Ms, summary.sendToDecryptedP99Ms)} at the ` +
       `recipient; frame->decrypted p50 ${summary.openP50Ms.toFixed(2)} ms, ${summary.openTotalS.toFixed(1)} s in all`,
   );
+  if (n > 1) {
+    console.log(
+      `  send->deliver frame       within one server ${ms2(summary.sendToFrameLocalP50Ms, summary.sendToFrameLocalP99Ms)}, ` +
+        `across servers (${summary.crossing} lines) ${ms2(summary.sendToFrameCrossP50Ms, summary.sendToFrameCrossP99Ms)}`,
+    );
+  }
   console.log(
-    `  CPU                       server ${summary.serverCpuS.toFixed(2)} s, load generator ` +
+    `  CPU                       server${n > 1 ? 's' : ''} ${summary.serverCpuS.toFixed(2)} s, load generator ` +
       `${summary.loadGenCpuS.toFixed(2)} s (every client, one thread); ${summary.msgsPerCommit.toFixed(2)} ` +
       `msgs/commit, fsync ${summary.fsyncMs.toFixed(2)} ms`,
   );
   console.log(
     `  verified                  ${v.recipients} recipients; ${v.inOrder}/${v.expected} lines received and ` +
-      `decrypted in order over ${summary.runs} run(s); mismatches ${v.mismatches}, missing ${v.missing}, ` +
-      `extra ${v.extra}, rejected ${v.rejected}`,
+      `decrypted in order over ${summary.runs} run(s); mismatches ${v.mismatches} (per conversation ` +
+      `${v.conversationMismatches}), missing ${v.missing}, extra ${v.extra}, rejected ${v.rejected}`,
   );
   if (deferred) {
     const d = deferred.verify;
@@ -524,8 +559,121 @@ async function main(): Promise<void> {
         `${ms2(deferred.sealP50Ms, deferred.sealP99Ms)}, wire+server ` +
         `${ms2(deferred.wireToAckP50Ms, deferred.wireToAckP99Ms)}); load generator ` +
         `${deferred.loadGenCpuS.toFixed(2)} s CPU; all decrypted ${sec(deferred.wallToLastDecryptMs)} after the ` +
-        `first send; verified ${d.inOrder}/${d.expected}, mismatches ${d.mismatches + d.missing + d.extra}`,
+        `first send; verified ${d.inOrder}/${d.expected}, mismatches ${d.mismatches + d.missing + d.extra}` +
+        ` (per conversation ${d.conversationMismatches + d.missing + d.extra})`,
     );
+  }
+}
+
+async function main(): Promise<void> {
+  const host = machine();
+  const args = process.argv.slice(2);
+  const command = `npm run bench:romeo${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  const date = new Date().toISOString();
+  const text = readFileSync(textFile, 'utf8');
+  const play = parsePlay(text);
+  const placement = place(play, servers);
+  console.log(`PMB "Romeo and Juliet" benchmark  ${date}`);
+  console.log(`machine: ${host.nproc} cpus, ${host.cpu}, node ${host.node}, linux ${host.kernel}`);
+  console.log(`command: ${command}`);
+  console.log(`text: ${relative(process.cwd(), textFile) || textFile}`);
+  console.log(
+    `play: ${play.characters.size} characters (users), ${play.speeches.length} speeches, ` +
+      `${play.messages.length} spoken lines (messages); ${play.stageDirectionLines} stage-direction lines ` +
+      `and ${play.headings} act/scene/prologue headings not sent`,
+  );
+  console.log(
+    `  (the public benchmark's own count on this file: ${play.publicBenchmark.requests} /send requests, ` +
+      `stage directions and act headings included, by ${play.publicBenchmark.users} users)`,
+  );
+  console.log(`servers: ${servers}`);
+  printPlacement(play, placement);
+  // With two servers, the one-server form runs too, in the same invocation, as the baseline.
+  const placements = servers === 1 ? [placement] : [place(play, 1), placement];
+  if (servers !== 1) {
+    console.log(
+      '  the two servers are separate processes, each naming the other as peer and in its resolve map; ' +
+        'the one-server form runs beside them as the baseline',
+    );
+  }
+  const loadAvg = { start: loadavg()[0] ?? 0, end: 0 };
+  console.log(`load average (1 min) at start: ${loadAvg.start.toFixed(2)}`);
+  console.log(`disk: median 4 KiB write+fsync in ${dataRoot} = ${fsyncMs(dataRoot).toFixed(2)} ms`);
+  console.log(
+    `runs: ${runs}${servers > 1 ? ' of each form' : ''}, each on fresh server(s) with fresh accounts; each run sends for at most ` +
+      `${maxSendMs / 1000} s, then waits at most ${DRAIN_MS / 1000} s for the last decryptions\n`,
+  );
+
+  const samples = placements.map(() => ({ inline: [] as Sample[], deferred: [] as Sample[] }));
+  const modes: Mode[] = flags['inline-only'] ? ['inline'] : ['inline', 'deferred'];
+  for (let r = 0; r < runs; r++) {
+    // Alternate which form and which mode go first, so drift on a shared machine falls on all of them.
+    const order = placements.map((_, k) => k);
+    for (const k of r % 2 ? order.reverse() : order) {
+      const where = placements[k]!;
+      for (const mode of r % 2 ? [...modes].reverse() : modes) {
+        const hosts = await startHosts(where.domains);
+        let actors: Map<string, Actor> | undefined;
+        try {
+          const setup = await setUp(play, where, hosts);
+          actors = setup.actors;
+          const result = await perform(play, where, setup, hosts, mode);
+          const { actors: _a, ...setupTimes } = setup;
+          samples[k]![mode].push({ ...result, mode, setup: setupTimes });
+          const v = result.verify;
+          console.log(
+            `  run ${r + 1}${placements.length > 1 ? ` ${where.domains.length} server${where.domains.length > 1 ? 's' : ' '}` : ''} ` +
+              `${mode.padEnd(8)}: setup ${(setup.totalMs / 1000).toFixed(1)} s; play ` +
+              `${minSec(result.wallMs)} (${(result.wallMs / 1000).toFixed(2)} s), ${result.sent} msgs, ` +
+              `${Math.round(result.msgsPerS)} msgs/s, send->ack p50 ${result.sendToAckMs.p50.toFixed(2)} ms ` +
+              `p99 ${result.sendToAckMs.p99.toFixed(2)} ms; verified ${v.inOrder}/${v.expected} in order, ` +
+              `${v.mismatches} mismatches${where.domains.length > 1 ? ` (${v.conversationMismatches} per conversation)` : ''}, ${v.missing} missing` +
+              (result.complete ? '' : '  ! INCOMPLETE (time bound or drain)'),
+          );
+        } finally {
+          for (const a of actors?.values() ?? []) a.client.close();
+          await Promise.all(hosts.map((h) => h.stop()));
+        }
+      }
+    }
+  }
+
+  const forms = placements.map((where, k) => ({
+    servers: where.domains,
+    summary: summarize(samples[k]!.inline),
+    deferred: samples[k]!.deferred.length ? summarize(samples[k]!.deferred) : undefined,
+    runs: [...samples[k]!.inline, ...samples[k]!.deferred],
+  }));
+  for (const f of forms) report(play, f.servers.length, f.summary, f.deferred);
+  if (forms.length > 1) {
+    const [one, two] = forms as [(typeof forms)[0], (typeof forms)[0]];
+    const row = (label: string, a: number, b: number, fmt: (x: number) => string) => [
+      label,
+      fmt(a),
+      fmt(b),
+      (b / a).toFixed(2),
+    ];
+    const t = (ms: number) => `${minSec(ms)} (${sec(ms)})`;
+    const rows: string[][] = [
+      ['median', 'one server', `two servers (${two.summary.crossing} lines cross)`, 'two/one'],
+      row('play wall time, inline', one.summary.wallMs, two.summary.wallMs, t),
+    ];
+    if (one.deferred && two.deferred)
+      rows.push(row('play wall time, deferred', one.deferred.wallMs, two.deferred.wallMs, t));
+    rows.push(
+      row('send->ack p50 ms, inline', one.summary.sendToAckP50Ms, two.summary.sendToAckP50Ms, (x) =>
+        x.toFixed(2),
+      ),
+      row(
+        'send->decrypted p50 ms, inline',
+        one.summary.sendToDecryptedP50Ms,
+        two.summary.sendToDecryptedP50Ms,
+        (x) => x.toFixed(2),
+      ),
+      row('server CPU s (sum), inline', one.summary.serverCpuS, two.summary.serverCpuS, (x) => x.toFixed(2)),
+    );
+    console.log('\none server beside two (the houses on montague.test and capulet.test):');
+    printTable(rows);
   }
   console.log('\nfor context, published figures from other machines, NOT measured here:');
   console.log(`  ${PUBLISHED}`);
@@ -537,9 +685,19 @@ async function main(): Promise<void> {
   loadAvg.end = loadavg()[0] ?? 0;
   console.log(`load average (1 min) at end: ${loadAvg.end.toFixed(2)}`);
 
-  const variant = args.length ? '-custom' : '';
+  // `--servers 2` alone is a default run of the two-server form; any other option makes it a custom run.
+  const variant = args
+    .join(' ')
+    .replace(/--servers[= ]2/, '')
+    .trim()
+    ? '-custom'
+    : '';
   mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `romeo-${date.slice(0, 10)}${variant}.json`);
+  const file = join(
+    resultsDir,
+    `romeo-${date.slice(0, 10)}${servers > 1 ? `-${servers}servers` : ''}${variant}.json`,
+  );
+  const asked = forms.at(-1)!;
   writeFileSync(
     file,
     toJson({
@@ -557,14 +715,30 @@ async function main(): Promise<void> {
         publicBenchmark: play.publicBenchmark,
       },
       servers: placement.domains,
+      ...(servers > 1
+        ? {
+            crossing: crossServer(play, placement),
+            placement: Object.fromEntries([...placement.home].map(([c, d]) => [c, placement.domains[d]])),
+          }
+        : {}),
       settings: { runs, maxSendMs, drainMs: DRAIN_MS, limits: 'shipped defaults' },
       published: { figures: PUBLISHED, note: 'from other machines, not measured here' },
-      summary,
-      deferred,
-      runs: [...samples.inline, ...samples.deferred],
+      summary: asked.summary,
+      deferred: asked.deferred,
+      ...(servers > 1
+        ? {
+            baseline: {
+              servers: forms[0]!.servers,
+              summary: forms[0]!.summary,
+              deferred: forms[0]!.deferred,
+            },
+          }
+        : {}),
+      runs: forms.flatMap((f) => f.runs.map((r) => ({ servers: f.servers.length, ...r }))),
     }),
   );
   console.log(`\nwrote ${relative(process.cwd(), file)}`);
+  if (profDir) console.log(`server CPU profiles in ${profDir}/<domain>/`);
 }
 
 await main();
