@@ -18,24 +18,40 @@ type Result = { status: 'held' | 'refused'; code?: string };
 export function serveDeliveries(ctx: Context): void {
   ctx.links.handle(S2sDeliver, async (params, link) => {
     const items = params.items as DeliverItemWire[];
-    const results: Result[] = [];
+    const results: Promise<Result | { failed: PmbError }>[] = [];
     for (const item of items) {
       try {
-        results.push(await acceptItem(ctx, item, link));
+        const routes = await checkItem(ctx, item, link);
+        // Queued in order without waiting: the batch shares group commits instead of one fsync each.
+        results.push(
+          ctx.mail.store(item.envelope as Envelope, routes).then(
+            (): Result => ({ status: 'held' }),
+            (err: unknown) => ({ failed: fromError(err) }),
+          ),
+        );
       } catch (err) {
         const e = fromError(err);
-        // Out of space, shutting down, or the sender did not answer s2s.record in time: the whole batch
-        // is retried later; only a verdict about the envelope itself refuses it for good.
-        if (['storage_full', 'unavailable', 'internal', 'timeout', 'unreachable'].includes(e.code)) throw e;
+        if (RETRY.has(e.code)) throw e;
         ctx.log.info({ domain: link.domain, code: e.code, err: e.message }, 's2s.deliver: envelope refused');
-        results.push({ status: 'refused', code: e.code });
+        results.push(Promise.resolve({ status: 'refused', code: e.code }));
       }
     }
-    return { results };
+    const done = await Promise.all(results);
+    const failed = done.find((r): r is { failed: PmbError } => 'failed' in r);
+    // The sender keeps the whole batch and sends it again; what was stored meanwhile is then a duplicate.
+    if (failed) throw failed.failed;
+    return { results: done as Result[] };
   });
 }
 
-async function acceptItem(ctx: Context, item: DeliverItemWire, link: Link): Promise<Result> {
+/**
+ * Out of space, shutting down, or the sender did not answer s2s.record in time: the whole batch is retried
+ * later; only a verdict about the envelope itself refuses it for good.
+ */
+const RETRY = new Set(['storage_full', 'unavailable', 'internal', 'timeout', 'unreachable']);
+
+/** Checks one item and decides where it goes (fetching unknown identities first); throws PmbError. */
+async function checkItem(ctx: Context, item: DeliverItemWire, link: Link): Promise<Routes> {
   const envelope = item.envelope as Envelope;
   const { limits } = ctx.config;
   if (envelope.body.length > limits.maxBodyBytes) {
@@ -73,8 +89,7 @@ async function acceptItem(ctx: Context, item: DeliverItemWire, link: Link): Prom
       throw new PmbError('unknown_account', `${t} is not hosted here`);
     }
   }
-  await ctx.mail.store(envelope, routes);
-  return { status: 'held' };
+  return routes;
 }
 
 /** Make sure the identity's key and chain are here, fetching them from the peer if not. */

@@ -1,5 +1,5 @@
 import { checkChainLink, decodeRecord, readPublicIdentity, verifyRecord } from '../crypto/index.js';
-import { equalBytes } from '../protocol/bytes.js';
+import { equalBytes, sha256 } from '../protocol/bytes.js';
 import { PmbError } from '../protocol/errors.js';
 import { bindingBody, locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
 import { encodeSigs, type Store } from '../store/index.js';
@@ -22,8 +22,12 @@ export async function acceptIdentityRecord(
   publicKeyBytes: Uint8Array,
   now: number,
 ): Promise<{ outcome: RecordOutcome; payload: RecordPayload }> {
-  const key = await readPublicIdentity(publicKeyBytes);
   const payload = decodeRecord(record);
+  // Flooding brings the same record from several peers: one already held (same payload bytes, which were
+  // verified when stored) changes nothing, so it is known without checking signatures again.
+  const held = store.identities.hashAt(payload.subject, payload.seq);
+  if (held && equalBytes(held, await sha256(record.payload))) return { outcome: 'known', payload };
+  const key = await readPublicIdentity(publicKeyBytes);
   if (payload.kind === 'server') {
     const r = await acceptServerRecord(store, record, key, now);
     return { outcome: r.outcome, payload: r.payload };

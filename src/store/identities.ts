@@ -53,6 +53,14 @@ export class IdentityStore {
     )?.public_key;
   }
 
+  /** Hash of the record held at (subject, seq), if any. */
+  hashAt(subject: string, seq: number): Uint8Array | undefined {
+    return this.db.get<{ hash: Uint8Array }>('SELECT hash FROM records WHERE subject = ? AND seq = ?', [
+      subject,
+      seq,
+    ])?.hash;
+  }
+
   head(subject: string): { seq: number; hash: Uint8Array } | undefined {
     return this.db.get<{ seq: number; hash: Uint8Array }>(
       'SELECT seq, hash FROM records WHERE subject = ? ORDER BY seq DESC LIMIT 1',
