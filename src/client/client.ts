@@ -191,6 +191,10 @@ export class PmbClient {
     const key = await readPublicIdentity(res.publicKey);
     if (key.fingerprint !== res.fingerprint)
       throw new PmbError('bad_key', 'The server returned a key with another fingerprint');
+    // A fingerprint names its key: another key in the answer would let a server pass messages signed by
+    // that key off as the fingerprint's (protocol.md 8.4, step 2).
+    if (isFingerprint(q) && key.fingerprint !== q)
+      throw new PmbError('bad_key', `The server answered ${q} with the key of ${key.fingerprint}`);
     const servers = await this.#serverRecords(res.servers);
     const addresses: string[] = [];
     for (const record of res.records) {

@@ -18,6 +18,8 @@ export interface Limits {
   challengeTtlMs: number;
   /** Time a new connection has to say hello and log in, ms. */
   loginTimeoutMs: number;
+  /** Time a new TCP connection has to send the headers of its first HTTP request (or WebSocket upgrade), ms. */
+  handshakeTimeoutMs: number;
   /** Deliveries pushed to one device and not yet acknowledged. */
   deliveryWindow: number;
   /** Nesting depth accepted in a decoded frame. */
@@ -34,6 +36,7 @@ export const DEFAULT_LIMITS: Limits = {
   pendingLoginsPerAddress: 16,
   challengeTtlMs: 60_000,
   loginTimeoutMs: 60_000,
+  handshakeTimeoutMs: 20_000,
   deliveryWindow: 256,
   maxDepth: 16,
 };

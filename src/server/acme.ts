@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import acme from 'acme-client';
 import type { AcmeConfig, AcmeTiming } from './config.js';
+import { type HandshakeLimits, limitHandshakes } from './listener.js';
 import type { Logger } from './logger.js';
 
 /** Where an ACME-managed server keeps its account key, certificate (chain) and key: `<dataDir>/acme/`. */
@@ -81,6 +82,8 @@ export interface AcmeManagerOptions {
   httpsBase: () => string;
   /** Called after a new certificate is written: open the TLS port, or reload it. */
   onCertificate: () => Promise<void>;
+  /** Slowloris limits of the challenge listener (it faces the Internet too). */
+  handshakes?: HandshakeLimits;
 }
 
 /**
@@ -126,6 +129,7 @@ export class AcmeManager {
     this.agent = agent;
     routeOrigin(this.config.directory, { agent, retries: this.timing.httpRetries });
     const http = createHttpServer((req, res) => this.handle(req, res));
+    if (this.opts.handshakes) limitHandshakes(http, this.opts.handshakes);
     await new Promise<void>((resolve, reject) => {
       http.once('error', (err: NodeJS.ErrnoException) => {
         const hint =

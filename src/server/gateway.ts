@@ -14,6 +14,11 @@ import { Session } from './session.js';
 
 /** After this many rule breaks (rate, bad frames) in a row the connection is closed. */
 const MAX_VIOLATIONS = 20;
+/**
+ * A peer the server closes must answer the close handshake within this time, or its socket is destroyed (ws
+ * waits 30 s; a peer in the middle of trickling a frame would keep its slot that long).
+ */
+const CLOSE_GRACE_MS = 5_000;
 
 export interface GatewayOptions {
   /** A socket opened with S2S_SUBPROTOCOL (another server): handed over once upgraded. */
@@ -257,8 +262,12 @@ export class Gateway {
 
   #close(session: Session, err: PmbError): void {
     if (session.closed) return;
-    session.socket.close(err.closeCode, err.code);
+    const ws = session.socket;
+    ws.close(err.closeCode, err.code);
     session.closed = true;
+    const grace = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+    grace.unref?.();
+    ws.once('close', () => clearTimeout(grace));
   }
 
   /** Stop accepting, tell clients, and close every connection. */

@@ -1,6 +1,12 @@
 import { readFile, stat } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type RequestListener,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { ServerConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -20,12 +26,18 @@ export async function createListener(
   log: Logger,
 ): Promise<{ server: Listener; stop(): void; reload(): Promise<void> }> {
   const { tls } = config;
-  if (!tls) return { server: createHttpServer(handler), stop() {}, async reload() {} };
+  const handshakes = handshakeLimits(config);
+  if (!tls) {
+    const server = createHttpServer(handler);
+    limitHandshakes(server, handshakes);
+    return { server, stop() {}, async reload() {} };
+  }
   const load = async () => ({
     cert: await readPem(tls.cert, 'tls.cert'),
     key: await readPem(tls.key, 'tls.key'),
   });
   const server = createHttpsServer(await load(), handler);
+  limitHandshakes(server, handshakes);
   let seen = await mtimes(tls);
   const reload = async (force: boolean) => {
     const now = await mtimes(tls);
@@ -39,6 +51,65 @@ export async function createListener(
   }, CERT_CHECK_MS);
   timer.unref?.();
   return { server, stop: () => clearInterval(timer), reload: () => reload(true) };
+}
+
+/** The handshake limits of a listener of this server (the main port, the ACME challenge port). */
+export function handshakeLimits(config: Pick<ServerConfig, 'limits' | 'trustProxy'>): HandshakeLimits {
+  return {
+    timeoutMs: config.limits.handshakeTimeoutMs,
+    // Behind a trusted proxy every connection comes from the proxy: only the proxy can count per client.
+    ...(config.trustProxy ? {} : { perAddress: config.limits.connectionsPerAddress }),
+  };
+}
+
+export interface HandshakeLimits {
+  timeoutMs: number;
+  perAddress?: number;
+}
+
+/**
+ * Slowloris: Node never closes a connection that sends nothing, and checks slow headers only every 30 s.
+ * A new connection must finish the headers of its first request (a WebSocket upgrade included, and the TLS
+ * handshake before it) within `timeoutMs`, or it is destroyed; one address may hold at most `perAddress`
+ * connections at that stage, more are dropped at once. Later requests on a kept-alive connection fall under
+ * Node's own headersTimeout, set to the same value.
+ */
+export function limitHandshakes(server: Listener, opts: HandshakeLimits): void {
+  type Waiting = { timer: ReturnType<typeof setTimeout>; address: string };
+  // Keyed by the peer's address and port, which the TLS socket of a request shares with its TCP socket.
+  const waiting = new Map<string, Waiting>();
+  const perAddress = new Map<string, number>();
+  const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) =>
+    `${s.remoteAddress}|${s.remotePort}`;
+  const done = (key: string, entry = waiting.get(key)) => {
+    if (!entry || waiting.get(key) !== entry) return;
+    waiting.delete(key);
+    clearTimeout(entry.timer);
+    const n = (perAddress.get(entry.address) ?? 1) - 1;
+    if (n <= 0) perAddress.delete(entry.address);
+    else perAddress.set(entry.address, n);
+  };
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const n = perAddress.get(address) ?? 0;
+    if (opts.perAddress !== undefined && n >= opts.perAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, n + 1);
+    const key = keyOf(socket);
+    const timer = setTimeout(() => socket.destroy(), opts.timeoutMs);
+    timer.unref?.();
+    const entry = { timer, address };
+    waiting.set(key, entry);
+    socket.once('close', () => done(key, entry));
+  });
+  const headersIn = (req: IncomingMessage) => done(keyOf(req.socket));
+  server.prependListener('request', headersIn);
+  server.prependListener('upgrade', headersIn);
+  if (server.requestTimeout === 0 || opts.timeoutMs < server.requestTimeout) {
+    server.headersTimeout = opts.timeoutMs;
+  }
 }
 
 async function readPem(file: string, what: string): Promise<Buffer> {

@@ -21,7 +21,7 @@ import { lockDomain } from './domain-lock.js';
 import { Gateway } from './gateway.js';
 import { registerCoreHandlers } from './handlers/index.js';
 import { createHttpApp } from './http.js';
-import { createListener, type Listener } from './listener.js';
+import { createListener, handshakeLimits, type Listener } from './listener.js';
 import { createLogger, type Logger } from './logger.js';
 import { PendingLogins } from './pending-logins.js';
 import { Router } from './router.js';
@@ -210,6 +210,7 @@ export function createServer(
           dataDir: config.dataDir,
           host: config.host,
           log,
+          handshakes: handshakeLimits(config),
           httpsBase,
           onCertificate: async () => {
             if (closed) return;

@@ -32,7 +32,7 @@ async function answerFor(
   return challengeAnswer({ secret, server, connection, expires });
 }
 
-describe('login by encrypted challenge', () => {
+describe('login: threats to the encrypted challenge', () => {
   let server: Server;
   let other: Server;
   let alice: Identity;
@@ -49,7 +49,7 @@ describe('login by encrypted challenge', () => {
     await other.close();
   });
 
-  it('the right key logs in, and no password is stored anywhere', async () => {
+  it('no password on the server: the right key logs in and no password-like column exists anywhere', async () => {
     const { peer, challenge, connection, expires } = await startLogin(server, alice.fingerprint);
     const answer = await answerFor(alice, challenge, server.fingerprint, connection, expires);
     const ok = await peer.request({ type: 'login.finish', id: 2, answer });
@@ -62,7 +62,7 @@ describe('login by encrypted challenge', () => {
     peer.close();
   });
 
-  it('wrong key: a key that cannot decrypt the challenge cannot log in', async () => {
+  it('login with the wrong key: a key that cannot decrypt the challenge cannot log in (login_failed)', async () => {
     const mallory = await newIdentity();
     const { peer, challenge, connection, expires } = await startLogin(server, alice.fingerprint);
     await assert.rejects(readChallenge(mallory, challenge), { code: 'login_failed' });
@@ -80,7 +80,7 @@ describe('login by encrypted challenge', () => {
     peer.close();
   });
 
-  it('replayed answer: an answer seen on one connection is refused on another', async () => {
+  it('replayed login: an answer already used is refused on its own connection and on a new one (login_failed)', async () => {
     const first = await startLogin(server, alice.fingerprint);
     const answer = await answerFor(
       alice,
@@ -101,7 +101,7 @@ describe('login by encrypted challenge', () => {
     second.peer.close();
   });
 
-  it('relayed challenge: an answer bound to another connection is refused', async () => {
+  it('relayed challenge: an answer alice made for her own connection is refused on the attacker’s (login_failed)', async () => {
     // Mallory opens a connection as alice and gets alice to answer the challenge while alice believes she
     // is on her own connection: the answer names alice's connection, not mallory's.
     const mallory = await startLogin(server, alice.fingerprint);
@@ -120,7 +120,7 @@ describe('login by encrypted challenge', () => {
     alicesOwn.close();
   });
 
-  it('answer relayed from another server: an answer made for server B is refused by server A', async () => {
+  it('login answer for another server: an answer made for server B is refused by server A (login_failed)', async () => {
     const mallory = await startLogin(server, alice.fingerprint);
     // Alice thinks she is talking to server B (a server mallory runs) and answers for it.
     const answer = await answerFor(
@@ -135,7 +135,7 @@ describe('login by encrypted challenge', () => {
     mallory.peer.close();
   });
 
-  it('expired challenge: an answer after the challenge lifetime is refused', async () => {
+  it('late login answer: an answer after the challenge lifetime is refused (challenge_expired)', async () => {
     const { peer, challenge, connection, expires } = await startLogin(server, alice.fingerprint);
     const answer = await answerFor(alice, challenge, server.fingerprint, connection, expires);
     now += server.config.limits.challengeTtlMs + 1;
@@ -148,7 +148,7 @@ describe('login by encrypted challenge', () => {
     }
   });
 
-  it('unknown account: login.start for a fingerprint nobody registered is refused', async () => {
+  it('login as nobody: login.start for a fingerprint nobody registered is refused (unknown_account)', async () => {
     const peer = await RawPeer.open(server.url);
     await peer.hello();
     const res = await peer.request({ type: 'login.start', id: 1, fingerprint: 'ab'.repeat(20), device: 'd' });
@@ -157,8 +157,8 @@ describe('login by encrypted challenge', () => {
   });
 });
 
-describe('pending logins', () => {
-  it('one address cannot hold more than its share of half-finished logins', async () => {
+describe('login flood', () => {
+  it('half-finished logins from one address: beyond pendingLoginsPerAddress they are refused (too_many_pending_logins), and a closed one frees its slot', async () => {
     const server = await startServer({ limits: { pendingLoginsPerAddress: 2 } as never });
     try {
       const alice = await newIdentity();
