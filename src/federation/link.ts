@@ -54,11 +54,22 @@ export class FramedSocket {
         this.fail(new PmbError('bad_frame', 'Undecodable cbor frame'));
         return;
       }
-      if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
+      // A map without a text type would reach code that reads frame.type as a string.
+      if (
+        frame === null ||
+        typeof frame !== 'object' ||
+        Array.isArray(frame) ||
+        typeof (frame as { type?: unknown }).type !== 'string'
+      ) {
         this.fail(new PmbError('bad_frame', 'A frame is a map with a type'));
         return;
       }
-      this.onFrame(frame as Frame);
+      try {
+        this.onFrame(frame as Frame);
+      } catch (err) {
+        // Thrown out of a ws listener it would end the process (or wedge this socket's reader).
+        this.fail(fromError(err));
+      }
     });
     ws.on('close', () => {
       this.closed = true;

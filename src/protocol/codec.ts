@@ -76,15 +76,35 @@ export function decodeCbor(data: Uint8Array): unknown {
 /**
  * Decode bytes that were signed (record payloads, message content) and insist they are the one encoding
  * PMB writes for what they mean: re-encoding gives the same bytes. This refuses duplicate map keys, floats
- * standing in for integers, tags and other ways one signed value could be read two ways.
+ * standing in for integers, tags and other ways one signed value could be read two ways; and whatever is
+ * outside the data model (docs/protocol.md 3.1): floats, tags and undefined, which cbor-x reads back and
+ * re-encodes as they came. Anything wrong is a PmbError.
  */
 export function decodeCanonicalCbor(data: Uint8Array): unknown {
-  const value = decodeCbor(data);
+  let value: unknown;
+  try {
+    value = decodeCbor(data);
+  } catch (cause) {
+    throw new PmbError('bad_frame', 'Signed CBOR does not decode', { cause });
+  }
+  if (!inDataModel(value, 0)) throw new PmbError('bad_frame', 'Signed CBOR holds a value PMB does not use');
   const again = encodeCbor(value);
   if (again.length !== data.length || !again.every((b, i) => b === data[i])) {
     throw new PmbError('bad_frame', 'Signed CBOR is not in canonical form');
   }
   return value;
+}
+
+/** Text, integers (safe), booleans, null, byte strings, arrays and plain maps, nested at most 64 deep. */
+function inDataModel(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isSafeInteger(value);
+  if (typeof value !== 'object' || depth > 64) return false;
+  if (value instanceof Uint8Array) return true;
+  if (Array.isArray(value)) return value.every((v) => inDataModel(v, depth + 1));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).every((v) => inDataModel(v, depth + 1));
 }
 
 export const cborCodec: Codec = {

@@ -174,7 +174,11 @@ export class Gateway {
       return;
     }
     const raw = frame as { type?: unknown; id?: unknown };
-    const id = typeof raw.id === 'number' && Number.isInteger(raw.id) && raw.id >= 0 ? raw.id : undefined;
+    // Echoed only when it is a requestId: an error frame's id is one (no floats, nothing above 2^32 - 1).
+    const id =
+      typeof raw.id === 'number' && Number.isInteger(raw.id) && raw.id >= 0 && raw.id <= 0xffffffff
+        ? raw.id
+        : undefined;
     if (nestingDepth(frame, this.ctx.config.limits.maxDepth) > this.ctx.config.limits.maxDepth) {
       this.#fail(session, new PmbError('bad_frame', 'Frame nested too deeply'), id);
       return;
