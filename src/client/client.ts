@@ -75,6 +75,12 @@ export interface ClientEvents {
   rejected?: (envelope: Envelope, err: PmbError) => void;
   synced?: () => void;
   close?: (code: number, reason: string) => void;
+  /**
+   * A delivery could not be handled for a passing reason (the sender's key could not be fetched, or the
+   * `message` handler threw): it is not acknowledged, the connection is closed, and the server pushes it
+   * again at the next login.
+   */
+  halted?: (err: PmbError) => void;
 }
 
 /**
@@ -96,6 +102,8 @@ export class PmbClient {
   #ackWanted = 0;
   #acking = false;
   #synced = false;
+  /** A delivery could not be handled: nothing more is acknowledged on this connection. */
+  #halted = false;
   #syncWaiters: { resolve: () => void; reject: (e: PmbError) => void }[] = [];
 
   private constructor(conn: Connection, opts: ClientOptions) {
@@ -372,8 +380,10 @@ export class PmbClient {
   }
 
   async #handle(frame: DeliverFrame): Promise<void> {
+    if (this.#halted) return;
     const { envelope } = frame;
     const key = `${envelope.from}/${envelope.id}`;
+    let message: ReceivedMessage | undefined;
     try {
       if (this.#seen.has(key)) throw new PmbError('duplicate');
       const sender = await this.lookup(envelope.from);
@@ -385,8 +395,7 @@ export class PmbClient {
       });
       if (content.ts !== envelope.ts)
         throw new PmbError('bad_message', 'The envelope time differs from the signed one');
-      this.#remember(key);
-      await this.events.message?.({
+      message = {
         id: envelope.id,
         from: envelope.from,
         to: envelope.to,
@@ -397,14 +406,36 @@ export class PmbClient {
         text: content.text,
         outgoing: envelope.from === this.identity.fingerprint,
         content,
-      });
+      };
     } catch (err) {
       const e = err instanceof PmbError ? err : new PmbError('bad_message', String(err));
+      // Could not be checked now (the sender's key could not be fetched): not acknowledged, it comes again.
+      if (TRANSIENT.has(e.code)) return this.#halt(e);
       // A redelivered message was already shown: acknowledge it again and say nothing.
       if (e.code !== 'duplicate') this.events.rejected?.(envelope, e);
     }
+    if (message) {
+      try {
+        await this.events.message?.(message);
+      } catch (err) {
+        // The application could not take it (e.g. its store failed): not acknowledged, it comes again.
+        return this.#halt(err instanceof PmbError ? err : new PmbError('unavailable', String(err)));
+      }
+      this.#remember(key);
+    }
     this.#ackWanted = Math.max(this.#ackWanted, frame.seq);
     if (!this.#acking) void this.#sendAck();
+  }
+
+  /**
+   * A delivery could not be handled for a passing reason. Acks are cumulative, so nothing after it may be
+   * acknowledged either: stop acking and close; at the next login the server pushes it again.
+   */
+  #halt(err: PmbError): void {
+    if (this.#halted) return;
+    this.#halted = true;
+    this.events.halted?.(err);
+    this.conn.close(1011, 'a delivery could not be handled now');
   }
 
   #remember(key: string): void {
@@ -433,6 +464,9 @@ export class PmbClient {
     }
   }
 }
+
+/** Failures that say nothing about the message: it is kept (not acknowledged) for a later try. */
+const TRANSIENT = new Set(['unavailable', 'timeout', 'unreachable', 'internal', 'rate_limited']);
 
 export function newMessageId(): string {
   return toHex(randomBytes(16));

@@ -153,3 +153,40 @@ for (const encoding of ['cbor', 'json'] as EncodingName[]) {
     });
   });
 }
+
+describe('a device that cannot take a delivery right now', () => {
+  it('does not acknowledge it (nor anything after it) and gets it again at its next login', async () => {
+    const server = await startServer();
+    try {
+      const alice = await connectWith(server, 'alice');
+      const bob = await connectWith(server, 'bob');
+      let failing = true;
+      const halted = new Promise<string>((resolve) => {
+        bob.events.halted = (err) => resolve(err.code);
+      });
+      const closed = new Promise<void>((resolve) => {
+        bob.events.close = () => resolve();
+      });
+      bob.events.message = () => {
+        // The application's own store failed (a full disk, say).
+        if (failing) throw new Error('disk full');
+      };
+      await alice.send('bob@a.test', 'first');
+      await alice.send('bob@a.test', 'second');
+      assert.equal(await halted, 'unavailable');
+      await closed;
+      failing = false;
+      const again = await connectWith(server, 'bob', { identity: bob.identity, register: false });
+      const box = inbox(again);
+      await box.waitFor(2);
+      assert.deepEqual(
+        box.messages.map((m) => m.text),
+        ['first', 'second'],
+      );
+      again.close();
+      alice.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
