@@ -1,9 +1,10 @@
 import { checkChainLink, decodeRecord, readPublicIdentity, verifyRecord } from '../crypto/index.js';
 import { equalBytes, sha256 } from '../protocol/bytes.js';
 import { PmbError } from '../protocol/errors.js';
-import { bindingBody, locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
+import { bindingBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
 import { encodeSigs, type Store } from '../store/index.js';
-import { acceptOverride, checkRecoveryRecord } from './recovery.js';
+import { checkRecordBody } from './bodies.js';
+import { acceptOverride } from './recovery.js';
 import { acceptServerRecord } from './server-records.js';
 
 export type RecordOutcome = 'accepted' | 'known';
@@ -52,18 +53,7 @@ export async function acceptIdentityRecord(
       { now, requireCosigner: true },
     );
   } else {
-    if (payload.kind === 'location') {
-      const body = locationBody.safeParse(payload.body);
-      if (!body.success) throw new PmbError('bad_record', 'The location body is malformed');
-      const pinned = store.identities.domainKey(body.data.domain);
-      if (pinned !== undefined && pinned !== body.data.server) {
-        throw new PmbError(
-          'bad_record',
-          `The location names ${body.data.server}, but ${body.data.domain} is ${pinned}`,
-        );
-      }
-    }
-    if (payload.kind === 'recovery') await checkRecoveryRecord(payload);
+    await checkRecordBody(store, payload);
     verified = await verifyRecord(record, { subject: key }, { now });
   }
   const { hash } = verified;

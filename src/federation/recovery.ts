@@ -9,26 +9,9 @@ import {
 } from '../crypto/index.js';
 import { equalBytes } from '../protocol/bytes.js';
 import { PmbError } from '../protocol/errors.js';
-import { locationBody, type RecordPayload, type SignedRecord } from '../protocol/records.js';
+import type { RecordPayload, SignedRecord } from '../protocol/records.js';
 import { encodeSigs, type Store, type StoredRecord, storedToSigned } from '../store/index.js';
-
-/**
- * A recovery record (signed by the daily key) must name a usable key that is not the daily key itself:
- * a record naming garbage would leave the owner believing he can recover when he cannot.
- */
-export async function checkRecoveryRecord(payload: RecordPayload): Promise<void> {
-  const body = recoveryBody.safeParse(payload.body);
-  if (!body.success) throw new PmbError('bad_record', 'The recovery body is malformed');
-  let key: PublicIdentity;
-  try {
-    key = await readPublicIdentity(body.data.key);
-  } catch (cause) {
-    throw new PmbError('bad_record', 'The recovery record names no usable public key', { cause });
-  }
-  if (key.fingerprint === payload.subject) {
-    throw new PmbError('bad_record', 'The recovery key must be another key than the identity’s own');
-  }
-}
+import { checkRecordBody } from './bodies.js';
 
 type Verdict = 'accepted' | 'known' | 'gap' | 'fork' | 'changed' | { refused: PmbError };
 
@@ -54,18 +37,7 @@ export async function acceptOverride(
   if (payload.kind === 'binding' || payload.kind === 'server') {
     throw new PmbError('bad_record', `A ${payload.kind} record cannot be signed by a recovery key`);
   }
-  if (payload.kind === 'location') {
-    const body = locationBody.safeParse(payload.body);
-    if (!body.success) throw new PmbError('bad_record', 'The location body is malformed');
-    const pinned = store.identities.domainKey(body.data.domain);
-    if (pinned !== undefined && pinned !== body.data.server) {
-      throw new PmbError(
-        'bad_record',
-        `The location names ${body.data.server}, but ${body.data.domain} is ${pinned}`,
-      );
-    }
-  }
-  if (payload.kind === 'recovery') await checkRecoveryRecord(payload);
+  await checkRecordBody(store, payload);
 
   // Which key may sign: found outside the write (verifying is async), checked again inside it.
   const held = chainOf(store, subject);
