@@ -130,6 +130,7 @@ export class Link {
   #recvChain: Promise<void> = Promise.resolve();
   #heartbeat: NodeJS.Timeout | undefined;
   #lastAlive = Date.now();
+  #lastBeat = Date.now();
 
   constructor(
     readonly socket: FramedSocket,
@@ -158,7 +159,12 @@ export class Link {
   }
 
   #beat(): void {
-    if (Date.now() - this.#lastAlive > 2 * this.#setup.heartbeatMs) {
+    const now = Date.now();
+    // This timer itself ran late (our event loop was busy): pongs may still wait unread behind it, so the
+    // peer's silence is not judged on this beat.
+    const late = now - this.#lastBeat > 1.5 * this.#setup.heartbeatMs;
+    this.#lastBeat = now;
+    if (!late && now - this.#lastAlive > 2 * this.#setup.heartbeatMs) {
       this.socket.closed = true;
       this.socket.ws.terminate();
       this.#onClose();

@@ -24,7 +24,7 @@ describe('server links (TestNetwork)', () => {
   let net: TestNetwork;
   before(async () => {
     net = await startNetwork(3, {
-      links: { backoff: { initialMs: 50, maxMs: 400 }, heartbeatMs: 150 },
+      links: { backoff: { initialMs: 50, maxMs: 400 }, heartbeatMs: 400 },
     });
   });
   after(async () => {
@@ -180,7 +180,7 @@ describe('server links (TestNetwork)', () => {
     await until(() => s2.context.links.get('s3.test')?.open === true, 2000, 'the link to open');
     const link = s2.context.links.get('s3.test');
     peer.ws.pause(); // reads nothing more: no pong
-    await until(() => link?.open === false, 3000, 'the silent link to be terminated');
+    await until(() => link?.open === false, 5000, 'the silent link to be terminated');
     peer.ws.terminate();
   });
 
