@@ -6,14 +6,14 @@
  * bytes. Profile 1: online delivery with each server's defaults. Figures are medians; nothing passes or fails.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Child, startChild, toJson } from '../lib/child.js';
 import { printTable } from '../lib/table.js';
 import { type DriveResult, drive, inBatches, type Pair, type PmbPair, pmbPair } from '../relay/load.js';
-import { machine, median, readProc, resetPeak } from '../relay/stats.js';
+import { fsyncMs, machine, median, readProc, resetPeak } from '../relay/stats.js';
 import {
   type Daemon,
   missingPeers,
@@ -79,6 +79,8 @@ interface Sample extends DriveResult {
   serverCpuS: number;
   serverPeakRssMb: number;
   loadCpuS: number;
+  /** Median 4 KiB write+fsync in the temp dir just before the run: PMB's commits wait on it. */
+  fsyncMs: number;
 }
 
 function treeCpuS(pid: number): number {
@@ -106,6 +108,7 @@ function treeRss(pid: number, field: 'rssMb' | 'hwmMb'): number {
 }
 
 async function measure(sys: System, pairs: Pair[], window: number, count: number): Promise<Sample> {
+  const fsync = fsyncMs(tmpdir(), 20);
   const tree = processTree(sys.pid);
   const reset = tree.every((p) => resetPeak(p));
   let sampled = treeRss(sys.pid, 'rssMb');
@@ -130,6 +133,7 @@ async function measure(sys: System, pairs: Pair[], window: number, count: number
     serverCpuS: cpu1 - cpu0,
     serverPeakRssMb: reset ? treeRss(sys.pid, 'hwmMb') : Math.max(sampled, treeRss(sys.pid, 'rssMb')),
     loadCpuS: (load.user + load.system) / 1e6,
+    fsyncMs: fsync,
   };
 }
 
@@ -147,6 +151,7 @@ function summarize(samples: Sample[]) {
     loadCpuS: m((s) => s.loadCpuS),
     loadCpuUsPerMsg: m((s) => (s.loadCpuS / s.delivered) * 1e6),
     serverPeakRssMb: m((s) => s.serverPeakRssMb),
+    fsyncMs: m((s) => s.fsyncMs),
     incomplete: samples.filter((s) => !s.complete).length,
     runs: samples,
   };
@@ -225,6 +230,9 @@ async function main(): Promise<void> {
   console.log(`command: ${command}`);
   const loadAvg = { start: loadavg()[0] ?? 0, end: 0 };
   console.log(`load average (1 min) at start: ${loadAvg.start.toFixed(2)}`);
+  // PMB commits every message: the disk's fsync time is its floor (probed again before every run).
+  const fsyncStart = fsyncMs(tmpdir());
+  console.log(`disk: median 4 KiB write+fsync in ${tmpdir()} = ${fsyncStart.toFixed(2)} ms`);
 
   const pmb: Child<{ url: string }> = await startChild(join(here, '..', 'relay', 'pmb-server.js'));
   const daemons: Daemon[] = [];
@@ -298,11 +306,13 @@ async function main(): Promise<void> {
         'scenario',
         'server',
         'msgs/s',
+        'msgs/s range',
         'p50 / p99 / max ms',
         'server CPU s',
         'server µs/msg',
         'peak RSS MB',
         'load gen µs/msg',
+        'fsync ms',
       ],
     ];
     const ratios: string[][] = [
@@ -323,11 +333,13 @@ async function main(): Promise<void> {
           r.name,
           s.label,
           String(Math.round(x.msgsPerS)),
+          x.msgsPerSRange.map((v) => Math.round(v)).join('-'),
           `${x.p50Ms.toFixed(2)} / ${x.p99Ms.toFixed(2)} / ${x.maxMs.toFixed(2)}`,
           x.serverCpuS.toFixed(2),
           x.serverCpuUsPerMsg.toFixed(0),
           mb(x.serverPeakRssMb).toFixed(1),
           x.loadCpuUsPerMsg.toFixed(0),
+          x.fsyncMs.toFixed(2),
         ]);
       }
       const ratio = (f: (x: ReturnType<typeof summarize>) => number, peer: 'prosody' | 'ejabberd') =>
