@@ -44,17 +44,19 @@ function dpkgVersion(pkg: string): string | undefined {
  */
 export function missingPeers(): string | undefined {
   const missing: string[] = [];
-  if (!onPath('prosody') || !dpkgVersion('prosody')) missing.push('prosody');
-  if (!onPath('erl') || !dpkgVersion('ejabberd') || !existsSync(EJABBERD_LIBS) || !ejabberdEbin()) {
-    missing.push('ejabberd');
+  if (!onPath('prosody') || !dpkgVersion('prosody')) missing.push('prosody (the `prosody` command)');
+  if (!onPath('erl') || !dpkgVersion('ejabberd') || !ejabberdEbin()) {
+    missing.push(
+      `ejabberd (the \`erl\` command and ejabberd's Erlang applications in ${EJABBERD_LIBS}/ejabberd-*)`,
+    );
   }
   if (missing.length === 0) return undefined;
   return (
-    `missing: ${missing.join(', ')} (the prosody command, or the erl command and the ejabberd package's ` +
-    `Erlang applications in ${EJABBERD_LIBS}/ejabberd-*).\n` +
+    `missing: ${missing.join('; ')}.\n` +
     'Install them (Debian/Ubuntu, as root) with:\n' +
     '  apt-get update && apt-get install -y prosody ejabberd lua-dbi-sqlite3 erlang-p1-sqlite3\n' +
-    'The packages start system services; the bench does not use them (it runs its own copies on free ports).'
+    'Where systemd runs, the packages also start system services; the bench does not use them (it runs its ' +
+    'own copies on free ports).'
   );
 }
 
