@@ -82,7 +82,10 @@ export class OutboxWorker {
     try {
       for (;;) {
         if (this.#closed) return;
-        const rows = store.outbox.next(domain, S2S_MAX_ENVELOPES);
+        const rows = fitFrame(
+          store.outbox.next(domain, S2S_MAX_ENVELOPES),
+          this.ctx.config.limits.maxFrameBytes,
+        );
         if (rows.length === 0) {
           if (!q.again) break;
           q.again = false;
@@ -124,4 +127,22 @@ export class OutboxWorker {
     }
     if (q.again && !q.timer && !this.#closed) this.kick(domain);
   }
+}
+
+/**
+ * The first rows whose envelopes fit one s2s.deliver frame of the peer (its maxFrameBytes is ours by
+ * default; half of it leaves room for framing, targets and the request signature). At least one row: a
+ * single envelope is at most maxBodyBytes, well under a frame.
+ */
+function fitFrame(rows: OutboxRow[], maxFrameBytes: number): OutboxRow[] {
+  const budget = maxFrameBytes / 2;
+  let bytes = 0;
+  let n = 0;
+  while (n < rows.length) {
+    const row = rows[n] as OutboxRow;
+    bytes += row.envelope.length + row.targets.length * 48 + 64;
+    if (n > 0 && bytes > budget) break;
+    n++;
+  }
+  return rows.slice(0, n);
 }

@@ -255,7 +255,7 @@ describe('pmb upgrade', () => {
         backup: b.backup,
         restart: b.restart,
         healthUrl: b.healthUrl,
-        healthTimeoutMs: 3000,
+        healthTimeoutMs: 10_000, // also the wait for the old version after the rollback: slow under load
         onStep: (s) => steps.push(s),
       }),
       (e: ApplianceError) => {
