@@ -10,29 +10,15 @@
  * --minutes  time cap for the killing (default 10), shared by the scenarios; the drain comes after it
  * --seed     seed of the kill moments (default: a fresh one, printed)
  */
+
+import { onlyOption, positive, seedOption } from '../helpers/run-args.js';
 import { type KillScenarioResult, median, runKillScenario, summary } from './scenario.js';
-
-function option(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function positive(name: string, fallback: number): number {
-  const v = option(name);
-  const n = v === undefined ? fallback : Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not ${v}`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const cycles = Math.round(positive('cycles', 100));
   const minutes = positive('minutes', 10);
-  const seedText = option('seed');
-  const seed = seedText === undefined ? (Date.now() ^ (process.pid << 16)) >>> 1 : Number(seedText);
-  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, not ${seedText}`);
-  const only = option('only')
-    ?.split(',')
-    .map((s) => s.trim());
+  const seed = seedOption();
+  const only = onlyOption();
   const scenarios = (
     [
       ['single', 1],

@@ -18,29 +18,14 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onlyOption, positive, seedOption } from '../helpers/run-args.js';
 import type { FuzzReport } from './fuzz.js';
-
-function option(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function positive(name: string, fallback: number): number {
-  const v = option(name);
-  const n = v === undefined ? fallback : Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not ${v}`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const scale = Math.round(positive('scale', 20));
   const minutes = positive('minutes', 10);
-  const seedText = option('seed');
-  const seed = seedText === undefined ? (Date.now() ^ (process.pid << 16)) >>> 1 : Number(seedText);
-  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, not ${seedText}`);
-  const only = option('only')
-    ?.split(',')
-    .map((s) => s.trim());
+  const seed = seedOption();
+  const only = onlyOption();
 
   const here = fileURLToPath(new URL('.', import.meta.url));
   const files = (await readdir(here))
