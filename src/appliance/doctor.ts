@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, statfs } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { acmeFiles } from '../server/acme.js';
+import { acmeFiles } from '../server/acme-files.js';
 import { integrityCheckFile } from '../store/integrity.js';
 import type { PmbConfig } from './config.js';
 import { readSetupToken, SETUP_TOKEN_FILE } from './first-run.js';

@@ -8,22 +8,11 @@ import {
 } from 'node:http';
 import { Agent, get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import acme from 'acme-client';
+import { acmeFiles } from './acme-files.js';
 import type { AcmeConfig, AcmeTiming } from './config.js';
 import { type HandshakeLimits, limitHandshakes } from './listener.js';
 import type { Logger } from './logger.js';
-
-/** Where an ACME-managed server keeps its account key, certificate (chain) and key: `<dataDir>/acme/`. */
-export function acmeFiles(dataDir: string): { dir: string; cert: string; key: string; account: string } {
-  const dir = join(dataDir, 'acme');
-  return {
-    dir,
-    cert: join(dir, 'cert.pem'),
-    key: join(dir, 'key.pem'),
-    account: join(dir, 'account.key'),
-  };
-}
 
 const DAY = 24 * 3600_000;
 

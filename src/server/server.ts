@@ -13,7 +13,8 @@ import type { OutboxOptions } from '../federation/outbox.js';
 import { ensureOwnServerRecord } from '../federation/server-records.js';
 import { randomBytes, toHex } from '../protocol/bytes.js';
 import { openStore, type Store } from '../store/index.js';
-import { AcmeManager, acmeFiles } from './acme.js';
+import type { AcmeManager } from './acme.js';
+import { acmeFiles } from './acme-files.js';
 import type { ServerConfig } from './config.js';
 import type { Context } from './context.js';
 import { Delivery } from './delivery.js';
@@ -206,6 +207,8 @@ export function createServer(
           const p = config.port === 443 || config.port === 0 ? '' : `:${config.port}`;
           return `https://${acmeConfig.domains[0] ?? config.domain}${p}`;
         };
+        // Loaded only when used: acme-client (and its axios) is ~25 MB of RSS a server without ACME never needs.
+        const { AcmeManager } = await import('./acme.js');
         acme = new AcmeManager(acmeConfig, {
           dataDir: config.dataDir,
           host: config.host,
