@@ -25,8 +25,15 @@ export async function xmppLogin(
   user: string,
   password: string,
   resource = 'bench',
+  /** The source address (127.0.0.X): a bench opening thousands of connections spreads them over several. */
+  opts: { localAddress?: string } = {},
 ): Promise<XmppSession> {
-  const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+  const socket = connect({
+    host: '127.0.0.1',
+    port,
+    noDelay: true,
+    ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+  });
   socket.setEncoding('utf8');
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
