@@ -10,6 +10,11 @@ import { type OutboxOptions, OutboxWorker } from './outbox.js';
 export interface Routes {
   local: string[];
   remote: Map<string, string[]>;
+  /**
+   * The sender's own account (hosted here) gets a copy for its other devices, if it has any when the write
+   * commits: a new device starts at the mailbox head, so with none a copy would only be written and pruned.
+   */
+  copyToSender?: { account: string; device: string };
 }
 
 /**
@@ -71,7 +76,12 @@ export class Mail {
     const encoded = encodeCbor(envelope);
     const now = this.ctx.now();
     const result = await store.writes.submit(() => {
-      const r = store.mailbox.put(envelope.from, envelope.id, encoded, routes.local, now);
+      const copy = routes.copyToSender;
+      const local =
+        copy && store.accounts.hasOtherDevice(copy.account, copy.device)
+          ? [...routes.local, copy.account]
+          : routes.local;
+      const r = store.mailbox.put(envelope.from, envelope.id, encoded, local, now);
       if (!r.duplicate) {
         for (const [domain, targets] of routes.remote) {
           store.outbox.put(domain, envelope.from, envelope.id, targets, encoded, now);

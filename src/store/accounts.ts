@@ -56,6 +56,16 @@ export class AccountStore {
     return cursor;
   }
 
+  /** true when the account has a device other than `device`. */
+  hasOtherDevice(account: string, device: string): boolean {
+    return (
+      this.db.get('SELECT 1 AS x FROM devices WHERE account = ? AND device != ? LIMIT 1', [
+        account,
+        device,
+      ]) !== undefined
+    );
+  }
+
   /** Cursors only move forward. */
   advanceCursor(account: string, device: string, seq: number): number {
     this.db.run('UPDATE devices SET cursor = max(cursor, ?) WHERE account = ? AND device = ?', [

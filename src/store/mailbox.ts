@@ -28,7 +28,8 @@ export class MailboxStore {
   ): StoreResult {
     const ins = this.db.run(
       'INSERT INTO messages(sender, id, received, envelope) VALUES (?, ?, ?, ?) ON CONFLICT(sender, id) DO NOTHING',
-      [sender, id, now, envelope],
+      // With no mailbox here to point at it (all recipients elsewhere), only the (sender, id) key is kept.
+      [sender, id, now, accounts.length > 0 ? envelope : new Uint8Array(0)],
     );
     if (ins.changes === 0) {
       const prev = this.db.get<{ received: number }>(

@@ -17,9 +17,9 @@ export function register(router: Router): void {
       throw new PmbError('moved', `This account has moved to ${mail.home(account) ?? 'another server'}`);
     }
     // Recipients hosted here get mailbox entries, the others an outbox row per server; the sender's own
-    // mailbox gets a copy too, for the sender's other devices.
+    // mailbox gets a copy too when the sender has other devices.
     const routes = mail.route(to.filter((fp) => fp !== account));
-    routes.local.push(account);
+    routes.copyToSender = { account, device: session.device as string };
     const result = await mail.store(envelope, routes, session);
     // Committed and fsynced: acknowledged only now.
     return { message: envelope.id, ts: result.received, duplicate: result.duplicate };
