@@ -1,5 +1,6 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { SeenStore } from '../client/index.js';
 import { ensureDir, isNotFound } from './files.js';
 
 /** One message in the local history (history.jsonl, one JSON object per line). */
@@ -83,6 +84,19 @@ export class History {
 
   flush(): Promise<void> {
     return this.#writing;
+  }
+
+  /**
+   * The SDK's seen-store, backed by this history: what it holds was shown, so a message pushed again (its
+   * ack or the server's cursor was lost, or another pmb process got it first) is not shown twice. The
+   * session's message handler adds the entry; marking it seen waits until its line is on disk, so the ack
+   * that follows never covers a message the history could still lose.
+   */
+  seenStore(): SeenStore {
+    return {
+      has: (key) => this.#seen.has(key),
+      add: () => this.flush(),
+    };
   }
 
   #remember(e: HistoryEntry): boolean {

@@ -7,6 +7,7 @@ import {
   newMessageId,
   type PmbClient,
   type ReceivedMessage,
+  type SeenStore,
   type WebSocketFactory,
 } from '../client/index.js';
 import { decodeRecord, generateIdentity, type Identity } from '../crypto/index.js';
@@ -32,12 +33,13 @@ class CliWebSocket extends WebSocket {
 }
 
 /** What every CLI connection passes to the SDK. */
-function clientOptions(identity: Identity, device: string) {
+function clientOptions(identity: Identity, device: string, seen: SeenStore) {
   return {
     WebSocket: CliWebSocket as unknown as WebSocketFactory,
     identity,
     device,
     agent: `pmb-cli/${VERSION}`,
+    seen,
   };
 }
 
@@ -174,7 +176,7 @@ export class Session {
     let reached: { client: PmbClient; url: string; index: number };
     try {
       reached = await connectFirstReachable({
-        ...clientOptions(identity, device),
+        ...clientOptions(identity, device, history.seenStore()),
         urls: [url, ...backups],
         ...(pinned ? { expectServer: pinned } : {}),
         onSkip: (u, err) => {
@@ -218,10 +220,15 @@ export class Session {
       res = await this.#client.login({ move: this.#move });
       if (res.location !== this.#client.server.domain) {
         const old = this.#client;
-        const home = await followAccount(old, res, clientOptions(this.identity, old.device), (c) => {
-          this.#client = c;
-          this.#wire(c);
-        });
+        const home = await followAccount(
+          old,
+          res,
+          clientOptions(this.identity, old.device, this.history.seenStore()),
+          (c) => {
+            this.#client = c;
+            this.#wire(c);
+          },
+        );
         old.close();
         this.#url = home.url;
         res = home.login;

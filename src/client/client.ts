@@ -38,7 +38,50 @@ export interface ClientOptions extends ConnectOptions {
   /** Fingerprint the server must have (pinned at first contact); a different key is refused. */
   expectServer?: string;
   now?: () => number;
+  /**
+   * What this device has already shown, by `${from}/${id}`: a message pushed again (after a crash, or to
+   * a new PmbClient after a restart) is acknowledged but not shown again. Default: a bounded in-memory
+   * set, which remembers for this PmbClient only; an app that keeps messages passes one backed by its store.
+   */
+  seen?: SeenStore;
 }
+
+/**
+ * The (sender, id) pairs this device has shown. A message is added after the app's `message` handler
+ * succeeded and before it is acknowledged; a failing store is a passing failure (the delivery comes again).
+ */
+export interface SeenStore {
+  has(key: string): boolean | Promise<boolean>;
+  add(key: string): void | Promise<void>;
+}
+
+/** The default seen-store: the most recent (at most `max`) keys, in memory. */
+export class MemorySeenStore implements SeenStore {
+  readonly #keys = new Set<string>();
+  constructor(private readonly max = 10_000) {}
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  add(key: string): void {
+    this.#keys.add(key);
+    if (this.#keys.size > this.max) {
+      // Forget the oldest half at once (a Set iterates in insertion order).
+      for (const k of this.#keys) {
+        this.#keys.delete(k);
+        if (this.#keys.size <= this.max / 2) break;
+      }
+    }
+  }
+}
+
+/**
+ * Handled deliveries after which another ack goes out although the previous one is not answered yet: the
+ * server answers an ack once the cursor is on disk (up to ~100 ms when idle), and the window it frees must
+ * not wait for that. Below any sensible deliveryWindow (default 256).
+ */
+const ACK_EVERY = 32;
 
 /** A message as the user sees it: decrypted, signature verified, recipient checked. */
 export interface ReceivedMessage {
@@ -77,7 +120,7 @@ export interface ClientEvents {
   close?: (code: number, reason: string) => void;
   /**
    * A delivery could not be handled for a passing reason (the sender's key could not be fetched, or the
-   * `message` handler threw): it is not acknowledged, the connection is closed, and the server pushes it
+   * `message` handler or the seen-store threw): it is not acknowledged, the connection is closed, and the server pushes it
    * again at the next login.
    */
   halted?: (err: PmbError) => void;
@@ -94,13 +137,17 @@ export class PmbClient {
   readonly events: ClientEvents = {};
   readonly #now: () => number;
   readonly #contacts = new Map<string, Contact>();
-  /** Recently handled (sender, id) pairs: a redelivered message is acknowledged but not shown again. */
-  readonly #seen = new Set<string>();
+  /** Handled (sender, id) pairs: a redelivered message is acknowledged but not shown again. */
+  readonly #seen: SeenStore;
   #serverKey: PublicIdentity | undefined;
   #chain: Promise<void> = Promise.resolve();
+  /** Highest seq whose ack the server answered (its cursor is on disk), sent, and handled. */
   #ackSent = 0;
+  #ackRequested = 0;
   #ackWanted = 0;
-  #acking = false;
+  #acksInFlight = 0;
+  /** Deliveries handled since the last ack went out. */
+  #handledSinceAck = 0;
   #synced = false;
   /** A delivery could not be handled: nothing more is acknowledged on this connection. */
   #halted = false;
@@ -111,6 +158,7 @@ export class PmbClient {
     this.identity = opts.identity;
     this.device = opts.device;
     this.#now = opts.now ?? Date.now;
+    this.#seen = opts.seen ?? new MemorySeenStore();
     conn.events.deliver = (f) => this.#enqueue(f);
     conn.events.synced = () => {
       // Synced is reported after every delivery pushed before it has been handled.
@@ -361,11 +409,11 @@ export class PmbClient {
     return new Promise((resolve, reject) => this.#syncWaiters.push({ resolve, reject }));
   }
 
-  /** Wait until every handled delivery has been acknowledged to the server. */
+  /** Wait until every handled delivery has been acknowledged to the server, and the server has it on disk. */
   async flushAcks(): Promise<void> {
     await this.#chain;
-    while ((this.#acking || this.#ackSent < this.#ackWanted) && !this.conn.closed) {
-      if (!this.#acking) void this.#sendAck();
+    while ((this.#acksInFlight > 0 || this.#ackSent < this.#ackWanted) && !this.conn.closed) {
+      if (this.#acksInFlight === 0) this.#sendAck();
       await new Promise((r) => setTimeout(r, 5));
     }
   }
@@ -383,9 +431,15 @@ export class PmbClient {
     if (this.#halted) return;
     const { envelope } = frame;
     const key = `${envelope.from}/${envelope.id}`;
+    let seen: boolean;
+    try {
+      seen = await this.#seen.has(key);
+    } catch (err) {
+      return this.#halt(storeFailed(err));
+    }
     let message: ReceivedMessage | undefined;
     try {
-      if (this.#seen.has(key)) throw new PmbError('duplicate');
+      if (seen) throw new PmbError('duplicate');
       const sender = await this.lookup(envelope.from);
       const content = await openMessage(this.identity, envelope.body, {
         id: envelope.id,
@@ -421,10 +475,16 @@ export class PmbClient {
         // The application could not take it (e.g. its store failed): not acknowledged, it comes again.
         return this.#halt(err instanceof PmbError ? err : new PmbError('unavailable', String(err)));
       }
-      this.#remember(key);
+      try {
+        // Marked seen before the ack: pushed again later (the ack or its cursor lost), it is not shown twice.
+        await this.#seen.add(key);
+      } catch (err) {
+        return this.#halt(storeFailed(err));
+      }
     }
     this.#ackWanted = Math.max(this.#ackWanted, frame.seq);
-    if (!this.#acking) void this.#sendAck();
+    this.#handledSinceAck++;
+    if (this.#acksInFlight === 0 || this.#handledSinceAck >= ACK_EVERY) this.#sendAck();
   }
 
   /**
@@ -438,31 +498,33 @@ export class PmbClient {
     this.conn.close(1011, 'a delivery could not be handled now');
   }
 
-  #remember(key: string): void {
-    this.#seen.add(key);
-    if (this.#seen.size > 10_000) {
-      for (const k of this.#seen) {
-        this.#seen.delete(k);
-        if (this.#seen.size <= 5_000) break;
-      }
-    }
+  /**
+   * Cumulative acks: one in flight, plus another every ACK_EVERY handled deliveries while it waits for its
+   * answer, so a burst costs a few acks, not one each, and the server's window keeps moving.
+   */
+  #sendAck(): void {
+    if (this.conn.closed || this.#ackRequested >= this.#ackWanted) return;
+    const seq = this.#ackWanted;
+    this.#ackRequested = seq;
+    this.#handledSinceAck = 0;
+    this.#acksInFlight++;
+    this.conn.request(Ack, { seq }).then(
+      () => {
+        this.#ackSent = Math.max(this.#ackSent, seq);
+        if (--this.#acksInFlight === 0) this.#ackRequested = this.#ackSent; // below it if one failed
+        this.#sendAck(); // what was handled meanwhile
+      },
+      () => {
+        // Refused or the connection went away: unacknowledged mail is pushed again at the next login. The
+        // next handled delivery (or flushAcks) asks again; not at once, which could spin on a failing server.
+        if (--this.#acksInFlight === 0) this.#ackRequested = this.#ackSent;
+      },
+    );
   }
+}
 
-  /** Cumulative acks, at most one in flight: a burst of deliveries costs a few acks, not one each. */
-  async #sendAck(): Promise<void> {
-    this.#acking = true;
-    try {
-      while (this.#ackSent < this.#ackWanted && !this.conn.closed) {
-        const seq = this.#ackWanted;
-        await this.conn.request(Ack, { seq });
-        this.#ackSent = seq;
-      }
-    } catch {
-      // The connection went away: unacknowledged mail is pushed again at the next login.
-    } finally {
-      this.#acking = false;
-    }
-  }
+function storeFailed(err: unknown): PmbError {
+  return err instanceof PmbError ? err : new PmbError('unavailable', `The seen-store failed: ${String(err)}`);
 }
 
 /** Failures that say nothing about the message: it is kept (not acknowledged) for a later try. */

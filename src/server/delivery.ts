@@ -59,7 +59,7 @@ export class Delivery {
     for (const session of set) {
       if (session === origin && session.live && session.inflight.length === 0 && seq > session.pushed) {
         session.pushed = seq;
-        this.#saveCursor(session, seq);
+        void this.#saveCursor(session, seq); // a failure is logged there
       } else if (session.live && session.inflight.length < this.window && seq > session.pushed) {
         this.#push(session, { type: 'deliver', seq, received, envelope });
       } else {
@@ -69,37 +69,43 @@ export class Delivery {
     }
   }
 
-  /** The device acknowledged everything up to seq. */
-  acked(session: Session, seq: number): void {
+  /**
+   * The device acknowledged everything up to seq. The window is freed at once (delivery goes on); the
+   * promise resolves once the cursor is on disk, which is when the ack may be answered.
+   */
+  acked(session: Session, seq: number): Promise<void> {
     let i = 0;
     while (i < session.inflight.length && (session.inflight[i] as number) <= seq) i++;
     if (i > 0) session.inflight.splice(0, i);
-    this.#saveCursor(session, seq);
+    const saved = this.#saveCursor(session, seq);
     if (!session.live) this.pump(session);
+    return saved;
   }
 
   /**
-   * Cursors are written lazily, with the next batch of messages: losing one in a crash only means the mail
-   * is pushed again, which message ids make invisible. What every device has received leaves the mailbox.
+   * Cursors are written lazily, with the next batch of messages (or within the group commit's delay): they
+   * cost no fsync of their own under load. The promise resolves after the COMMIT that wrote `seq` (or a
+   * higher value), so an answered ack survives a crash. What every device has received leaves the mailbox.
    */
-  #saveCursor(session: Session, seq: number): void {
+  #saveCursor(session: Session, seq: number): Promise<void> {
     session.cursorToSave = Math.max(session.cursorToSave, seq);
-    if (session.cursorSaveQueued) return; // one queued write per device carries the latest value
-    session.cursorSaveQueued = true;
+    // A queued write has not run yet: it writes the latest value, so its commit covers this seq too.
+    if (session.cursorSave) return session.cursorSave;
     const { store } = this;
     const account = session.account as string;
     const device = session.device as string;
-    store.writes
-      .defer(() => {
-        session.cursorSaveQueued = false;
-        store.accounts.advanceCursor(account, device, session.cursorToSave);
-        const all = store.accounts.minCursor(account);
-        if (all !== undefined && all > 0) store.mailbox.prune(account, all);
-      })
-      .catch((err: unknown) => {
-        session.cursorSaveQueued = false;
-        this.log.warn({ err, account }, 'saving a delivery cursor failed');
-      });
+    const saved: Promise<void> = store.writes.defer(() => {
+      if (session.cursorSave === saved) session.cursorSave = undefined;
+      store.accounts.advanceCursor(account, device, session.cursorToSave);
+      const all = store.accounts.minCursor(account);
+      if (all !== undefined && all > 0) store.mailbox.prune(account, all);
+    });
+    session.cursorSave = saved;
+    saved.catch((err: unknown) => {
+      if (session.cursorSave === saved) session.cursorSave = undefined;
+      this.log.warn({ err, account }, 'saving a delivery cursor failed');
+    });
+    return saved;
   }
 
   /** Fill the session's window from the stored backlog; go live when it is drained. */

@@ -29,9 +29,9 @@ export class Session {
   /** true once everything stored was pushed and `synced` was sent: new mail is pushed straight away. */
   live = false;
   syncedSent = false;
-  /** Highest seq acknowledged and not yet written, and whether a lazy write for it is queued. */
+  /** Highest seq acknowledged and not yet written, and the queued lazy write that will write it (if any). */
   cursorToSave = 0;
-  cursorSaveQueued = false;
+  cursorSave: Promise<void> | undefined;
 
   // Token bucket for the frame rate limit.
   tokens: number;

@@ -40,8 +40,8 @@ export class GroupCommit {
 
   /**
    * A write that may wait: it rides along with the next batch, or is committed within `maxDelayMs`. For
-   * writes whose loss in a crash is harmless, such as a delivery cursor (the mail is pushed again and ids
-   * make that invisible): they then cost no fsync of their own.
+   * writes whose answer may wait that long, such as a delivery cursor (the ack is answered when the promise
+   * resolves, i.e. after COMMIT): under load they then cost no fsync of their own.
    */
   defer<T>(work: () => T, maxDelayMs = 100): Promise<T> {
     if (this.#closed) return Promise.reject(new PmbError('unavailable'));

@@ -7,6 +7,11 @@ function check(r: KillScenarioResult): void {
   assert.deepEqual(r.duplicated, [], 'no message is stored twice');
   assert.deepEqual(r.pushedTwice, [], 'no mailbox position is pushed twice on one connection');
   assert.deepEqual(r.wrong, [], 'every message reads as sent, in order per sender');
+  assert.equal(
+    r.pushedAfterAck,
+    0,
+    'nothing is pushed again once its ack was answered (the cursor is on disk)',
+  );
   assert.equal(r.acked, r.sent, 'every message is acknowledged once resent after the restarts');
   assert.equal(r.received, r.expected);
 }

@@ -70,7 +70,8 @@ async function main(): Promise<number> {
       `pushed again ${sum((r) => r.redelivered)} unacked + ${sum((r) => r.pushedAfterAck)} after an answered ack, restart median ${median(restarts)} ms ` +
       `max ${Math.max(0, ...restarts)} ms, ${Math.round((Date.now() - started) / 1000)} s, seed ${seed}`,
   );
-  return lost + duplicated + wrong + unacked > 0 ? 1 : 0;
+  const pushedAfterAck = sum((r) => r.pushedAfterAck);
+  return lost + duplicated + wrong + unacked + pushedAfterAck > 0 ? 1 : 0;
 }
 
 main().then(

@@ -49,9 +49,8 @@ export interface KillScenarioResult {
   /** Messages pushed again on a new connection because the ack had not been answered (allowed). */
   redelivered: number;
   /**
-   * Messages pushed again on a new connection although their ack had been answered: allowed, the cursor is
-   * written lazily (docs/protocol.md, 10), but a client that does not remember what it showed across
-   * connections shows these twice.
+   * Messages pushed again on a new connection although their ack had been answered: must be 0, an ack is
+   * answered once the cursor is on disk (docs/protocol.md, 10.4).
    */
   pushedAfterAck: number;
   restartMs: number[];

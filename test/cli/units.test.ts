@@ -58,6 +58,26 @@ describe('local history', () => {
     }
   });
 
+  it('is the SDK seen-store: what a restarted pmb loads counts as shown, and marking waits for the disk', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pmb-hist-'));
+    try {
+      const file = join(dir, 'history.jsonl');
+      const h = await History.load(file);
+      const seen = h.seenStore();
+      const key = `${'a'.repeat(40)}/m1`;
+      assert.equal(await seen.has(key), false);
+      h.add(entry('m1')); // what the session's message handler does
+      await seen.add(key); // what the SDK does before it acknowledges
+      assert.match(await readFile(file, 'utf8'), /"id":"m1"/, 'on disk before the ack');
+      // The next pmb process (an app restart) must not show it again if the server pushes it again.
+      const restarted = (await History.load(file)).seenStore();
+      assert.equal(await restarted.has(key), true);
+      assert.equal(await restarted.has(`${'c'.repeat(40)}/m1`), false, 'same id from another sender');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('profile updates re-read the file, so two processes do not undo each other', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pmb-prof-'));
     try {

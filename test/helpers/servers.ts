@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { PmbClient, type WebSocketFactory } from '../../src/client/index.js';
+import { PmbClient, type SeenStore, type WebSocketFactory } from '../../src/client/index.js';
 import { generateIdentity, type Identity } from '../../src/crypto/index.js';
 import type { EncodingName } from '../../src/protocol/version.js';
 import { createServer, type PmbServer, type ServerConfig, serverConfig } from '../../src/server/index.js';
@@ -61,6 +61,8 @@ export interface UserOptions {
   identity?: Identity;
   register?: boolean;
   invite?: string;
+  /** What the device has shown (default: the SDK's in-memory set, per PmbClient). */
+  seen?: SeenStore;
 }
 
 /** Connect (and by default register and log in) a user. */
@@ -76,6 +78,7 @@ export async function connectUser(
     identity,
     device: opts.device ?? 'dev1',
     encoding: opts.encoding ?? 'cbor',
+    ...(opts.seen ? { seen: opts.seen } : {}),
   });
   try {
     if (opts.register !== false) await client.register(nick, opts.invite ? { invite: opts.invite } : {});

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { PmbClient } from '../../src/client/index.js';
 import type { Envelope } from '../../src/protocol/frames.js';
 import { startChildServer } from '../helpers/child.js';
-import { connectUser, inbox, tempDir } from '../helpers/servers.js';
+import { connectUser, inbox, NodeWebSocket, tempDir } from '../helpers/servers.js';
 
 describe('crash safety', () => {
   it('kill -9 right after acks: every acknowledged message is delivered exactly once after restart', async () => {
@@ -50,6 +51,46 @@ describe('crash safety', () => {
       await bobAgain.flushAcks();
       bobAgain.close();
       alice.close();
+    } finally {
+      await server.kill('SIGKILL');
+    }
+  });
+
+  it('kill -9 right after an ack was answered: what it covered is not pushed to the device again', async () => {
+    await using dir = await tempDir();
+    let server = await startChildServer(dir.path);
+    try {
+      const alice = await connectUser(server, 'alice');
+      const bob = await connectUser(server, 'bob');
+      const box = inbox(bob);
+      await alice.send('bob@a.test', 'read once');
+      await box.waitFor(1);
+      // The answer to bob's ack is in; nothing else is written after it, so no later batch can carry the
+      // cursor to disk before the kill.
+      await bob.flushAcks();
+      await server.kill('SIGKILL');
+
+      server = await startChildServer(dir.path);
+      // A new app instance on the same device, which remembers nothing: only the server's cursor says what
+      // this device has received.
+      const again = await PmbClient.connect({
+        url: server.url,
+        WebSocket: NodeWebSocket,
+        identity: bob.identity,
+        device: 'dev1',
+      });
+      // What the server pushes, as it pushes it (the SDK's own handling is not needed here).
+      const pushed: number[] = [];
+      again.conn.events.deliver = (f) => pushed.push(f.seq);
+      const synced = new Promise<void>((resolve) => {
+        again.conn.events.synced = () => resolve();
+      });
+      await again.login();
+      await synced;
+      assert.deepEqual(pushed, [], 'an answered ack is on disk: nothing it covered comes again');
+      again.close();
+      alice.close();
+      bob.close();
     } finally {
       await server.kill('SIGKILL');
     }

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { MemorySeenStore, PmbClient, type SeenStore, type WebSocketFactory } from '../../src/client/index.js';
 import type { EncodingName } from '../../src/protocol/version.js';
-import { connectUser as connectWith, inbox, startServer, type UserOptions } from '../helpers/servers.js';
+import {
+  connectUser as connectWith,
+  inbox,
+  NodeWebSocket,
+  startServer,
+  type UserOptions,
+} from '../helpers/servers.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -184,6 +192,85 @@ describe('a device that cannot take a delivery right now', () => {
         ['first', 'second'],
       );
       again.close();
+      alice.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('an app that showed a message and died before acknowledging it', () => {
+  it('does not show it again when restarted with its seen-store, and acknowledges it', async () => {
+    const server = await startServer();
+    try {
+      const alice = await connectWith(server, 'alice');
+      // The app's durable store: it outlives the PmbClient instance (an app restart).
+      const disk = new MemorySeenStore();
+      const sockets: WebSocket[] = [];
+      const Capturing = class extends WebSocket {
+        constructor(url: string, protocols?: string | string[]) {
+          super(url, protocols);
+          sockets.push(this);
+        }
+      } as unknown as WebSocketFactory;
+      let dieAfterMarking = true;
+      const seen: SeenStore = {
+        has: (key) => disk.has(key),
+        add: (key) => {
+          disk.add(key);
+          // The process dies between marking the message shown and acknowledging it.
+          if (dieAfterMarking) sockets[0]?.terminate();
+        },
+      };
+      const bob = await connectWith(server, 'bob', { WebSocket: Capturing, seen });
+      const shown: string[] = [];
+      const closed = new Promise<void>((resolve) => {
+        bob.events.close = () => resolve();
+      });
+      bob.events.message = (m) => {
+        shown.push(m.text ?? '');
+      };
+      await alice.send('bob@a.test', 'only once');
+      await Promise.race([
+        closed,
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('the message was never marked seen')), 10_000).unref(),
+        ),
+      ]);
+      assert.deepEqual(shown, ['only once']);
+      dieAfterMarking = false;
+
+      // The restarted app: a new PmbClient with the same seen-store. The server never got the ack, so it
+      // pushes the message again; the app acknowledges it without showing it.
+      const again = await PmbClient.connect({
+        url: server.url,
+        WebSocket: NodeWebSocket,
+        identity: bob.identity,
+        device: 'dev1',
+        seen,
+      });
+      const pushed: string[] = [];
+      const handle = again.conn.events.deliver;
+      again.conn.events.deliver = (f) => {
+        pushed.push(f.envelope.id);
+        handle?.(f);
+      };
+      again.events.message = (m) => {
+        shown.push(m.text ?? '');
+      };
+      await again.login();
+      await again.waitSynced();
+      await again.flushAcks();
+      assert.equal(pushed.length, 1, 'the server pushed it again');
+      assert.deepEqual(shown, ['only once'], 'the user saw it once');
+      again.close();
+
+      // It was acknowledged: a third instance that remembers nothing gets nothing.
+      const third = await connectWith(server, 'bob', { identity: bob.identity, register: false });
+      const box = inbox(third);
+      await third.waitSynced();
+      assert.deepEqual(box.messages, []);
+      third.close();
       alice.close();
     } finally {
       await server.close();
