@@ -24,7 +24,10 @@ export interface LinksOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** How long a request on a link waits for its answer (default 30 s). */
   requestTimeoutMs?: number;
-  /** Ping interval on open links; a link with no pong within two intervals is terminated (default 30 s). */
+  /**
+   * Ping interval on open links; a link silent (not even a pong) for two intervals is terminated. Default:
+   * the server's `limits.heartbeatMs`, the same as for client connections.
+   */
   heartbeatMs?: number;
   /** Requests with a bad signature tolerated on one link before it is closed (default 3). */
   maxBadSignatures?: number;
@@ -56,7 +59,7 @@ export class Links {
     this.#timeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 5 * 60_000 };
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
-    this.#heartbeatMs = opts.heartbeatMs ?? 30_000;
+    this.#heartbeatMs = opts.heartbeatMs ?? ctx.config.limits.heartbeatMs;
     this.#maxBadSignatures = opts.maxBadSignatures ?? 3;
   }
 

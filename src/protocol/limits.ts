@@ -24,6 +24,8 @@ export interface Limits {
   deliveryWindow: number;
   /** Nesting depth accepted in a decoded frame. */
   maxDepth: number;
+  /** WebSocket ping interval, ms; a peer silent (not even a pong) for two intervals is dropped. */
+  heartbeatMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -39,4 +41,5 @@ export const DEFAULT_LIMITS: Limits = {
   handshakeTimeoutMs: 20_000,
   deliveryWindow: 256,
   maxDepth: 16,
+  heartbeatMs: 30_000,
 };

@@ -59,18 +59,29 @@ export class Gateway {
   }
 
   start(): void {
-    // Dead peers (no pong within two intervals) are dropped so they do not pin resources.
+    // Dead or stalled peers (nothing, not even a pong, for two intervals) are dropped so they do not pin
+    // resources: a socket that stopped reading would otherwise keep its session, window and buffers.
+    const every = this.ctx.config.limits.heartbeatMs;
+    let lastBeat = Date.now();
     this.#heartbeat = setInterval(() => {
+      const now = Date.now();
+      // This timer itself ran late (our event loop was busy): pongs may still wait unread behind it, so no
+      // peer's silence is judged on this beat (as on server links).
+      const late = now - lastBeat > 1.5 * every;
+      lastBeat = now;
       for (const s of this.#sessions) {
-        const ws = s.socket as WebSocket & { pmbAlive?: boolean };
-        if (ws.pmbAlive === false) {
-          ws.terminate();
+        if (!late && now - s.lastAlive > 2 * every) {
+          this.ctx.log.debug({ session: s.id, account: s.account }, 'silent for two heartbeats: dropped');
+          s.socket.terminate();
           continue;
         }
-        ws.pmbAlive = false;
-        ws.ping();
+        try {
+          s.socket.ping();
+        } catch {
+          // not open any more: its close event follows
+        }
       }
-    }, 30_000);
+    }, every);
     this.#heartbeat.unref?.();
   }
 
@@ -124,9 +135,8 @@ export class Gateway {
       this.ctx.now(),
     );
     this.#sessions.add(session);
-    (ws as WebSocket & { pmbAlive?: boolean }).pmbAlive = true;
     ws.on('pong', () => {
-      (ws as WebSocket & { pmbAlive?: boolean }).pmbAlive = true;
+      session.lastAlive = Date.now();
     });
     const loginTimer = setTimeout(() => {
       if (!session.authed)
@@ -149,6 +159,7 @@ export class Gateway {
   }
 
   #onFrame(session: Session, data: RawData, isBinary: boolean): void {
+    session.lastAlive = Date.now();
     if (!this.#takeToken(session)) {
       this.#fail(
         session,

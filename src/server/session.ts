@@ -33,6 +33,9 @@ export class Session {
   cursorToSave = 0;
   cursorSave: Promise<void> | undefined;
 
+  /** When the peer last sent anything (a frame or a pong), Date.now() ms: the heartbeat judges silence by it. */
+  lastAlive = Date.now();
+
   // Token bucket for the frame rate limit.
   tokens: number;
   lastRefill: number;

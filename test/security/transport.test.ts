@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import type { WebSocketFactory } from '../../src/client/index.js';
+import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
 import { SUBPROTOCOLS } from '../../src/protocol/version.js';
 import { RawPeer } from '../helpers/raw.js';
 import { connectUser, inbox, startServer } from '../helpers/servers.js';
@@ -192,5 +194,53 @@ describe('transport: floods and slowloris', () => {
     assert.ok(sent.includes(0x88), 'the server sent a close frame before destroying the socket');
     assert.equal(await connections(server), before, 'the connection no longer counts');
     await stillServes(server);
+  });
+});
+
+describe('transport: stalled peers', () => {
+  it('a stalled logged-in client (its socket stopped reading) is dropped after two heartbeats, while others are served', async () => {
+    const HEARTBEAT_MS = 200;
+    const server = await startServer({ limits: { ...DEFAULT_LIMITS, heartbeatMs: HEARTBEAT_MS } });
+    try {
+      const alice = await connectUser(server, 'alice');
+      const bob = await connectUser(server, 'bob');
+      const box = inbox(bob);
+      const sockets: WebSocket[] = [];
+      const Capturing = class extends WebSocket {
+        constructor(url: string, protocols?: string | string[]) {
+          super(url, protocols);
+          sockets.push(this);
+        }
+      } as unknown as WebSocketFactory;
+      const mallory = await connectUser(server, 'mallory', { WebSocket: Capturing });
+      assert.equal(await connections(server), 3);
+      // Mallory's app hangs: her socket is no longer read, so pings pile up unanswered (ws answers pings
+      // by itself only while it reads). Her session, window and buffers must not be kept forever.
+      const socket = (sockets[0] as unknown as { _socket: Socket })._socket;
+      socket.pause();
+      const stalled = Date.now();
+      await alice.send('bob@a.test', 'while mallory hangs');
+      await box.waitFor(1);
+      while ((await connections(server)) > 2) {
+        assert.ok(Date.now() - stalled < 5000, 'the stalled client is dropped within 5 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const elapsed = Date.now() - stalled;
+      // Silent for two intervals: at least one interval after her last pong, which came before the stall.
+      assert.ok(elapsed >= HEARTBEAT_MS, `dropped after ${elapsed} ms, before two heartbeats`);
+      // Healthy clients answered every ping, over several beats.
+      await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
+      assert.equal(alice.conn.closed, false, 'a healthy client survives the heartbeat');
+      assert.equal(bob.conn.closed, false);
+      await alice.send('bob@a.test', 'still here');
+      await box.waitFor(2);
+      assert.equal(await connections(server), 2);
+      socket.resume();
+      mallory.close();
+      alice.close();
+      bob.close();
+    } finally {
+      await server.close();
+    }
   });
 });
