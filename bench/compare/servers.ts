@@ -2,7 +2,8 @@
  * Prosody and ejabberd as bench children: each in the foreground, as the current user, with a throwaway
  * config whose every path points into a temp dir, listening for c2s on a free 127.0.0.1 port, without TLS
  * (plain SASL on loopback, like PMB on ws://), in-band registration open, s2s and HTTP off. Everything else
- * is the server's default (profile 1: online delivery; no archive).
+ * is the server's default (profile 1: online delivery; no archive). With `{ archive: true }` (profile 2), each
+ * keeps every message in a durable archive: mod_mam on SQLite (see startProsody and startEjabberd).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,8 @@ export interface Daemon {
   proc: ChildProcess;
   /** The server's own log file, for a failure report. */
   logFile: string;
+  /** Profile 2: the SQLite file that holds the archive (undefined in profile 1). */
+  archiveDb?: string;
   stop(): Promise<void>;
 }
 
@@ -107,6 +110,7 @@ function daemon(
   dir: string,
   version: string,
   logFile: string,
+  archiveDb?: string,
 ) {
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   return {
@@ -117,6 +121,7 @@ function daemon(
     version,
     proc,
     logFile,
+    ...(archiveDb ? { archiveDb } : {}),
     async stop() {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
@@ -127,11 +132,23 @@ function daemon(
   } satisfies Daemon;
 }
 
+export interface PeerOptions {
+  /**
+   * Profile 2: a durable archive (XEP-0313, mod_mam) of every chat message, in SQLite. Neither server sets
+   * a `synchronous` pragma, so SQLite's default applies: a rollback journal (journal_mode=DELETE) and
+   * synchronous=FULL, i.e. every committed transaction is fsynced (several fsyncs per commit).
+   */
+  archive?: boolean;
+}
+
 /**
  * Prosody 0.12 in the foreground (`prosody --config FILE -F`). `run_as_root` only matters when the bench
  * runs as root (as in this container): Prosody otherwise refuses to start as root.
+ * Archive (profile 2): mod_mam on, every store in SQL (`storage = "sql"`, driver SQLite3 from Debian's
+ * lua-dbi-sqlite3, file `prosody.sqlite` in data_path), archiving on by default for every user
+ * (`default_archive_policy = true`) and never expiring (`archive_expires_after = "never"`, so no cleanup job).
  */
-export async function startProsody(): Promise<Daemon> {
+export async function startProsody(opts: PeerOptions = {}): Promise<Daemon> {
   const dir = await mkdtemp(join(tmpdir(), 'pmb-compare-prosody-'));
   const port = await freePort();
   const data = join(dir, 'data');
@@ -161,15 +178,24 @@ export async function startProsody(): Promise<Daemon> {
       'min_seconds_between_registrations = 0',
       // The bench registers 100+ accounts from 127.0.0.1 in a few seconds.
       'registration_throttle_max = 100000',
-      'modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "register"; "tls" }',
+      `modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "register"; "tls"${opts.archive ? '; "mam"' : ''} }`,
       'modules_disabled = { "s2s" }',
+      ...(opts.archive
+        ? [
+            'storage = "sql"',
+            'sql = { driver = "SQLite3", database = "prosody.sqlite" }',
+            'default_archive_policy = true',
+            'archive_expires_after = "never"',
+          ]
+        : []),
       `VirtualHost "${XMPP_DOMAIN}"`,
       '',
     ].join('\n'),
   );
   const proc = spawn('prosody', ['--config', config, '-F'], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForPort(port, proc, 'prosody', logFile);
-  return daemon('Prosody', proc, port, dir, dpkgVersion('prosody') ?? '?', logFile);
+  const db = opts.archive ? join(data, 'prosody.sqlite') : undefined;
+  return daemon('Prosody', proc, port, dir, dpkgVersion('prosody') ?? '?', logFile, db);
 }
 
 /**
@@ -177,14 +203,18 @@ export async function startProsody(): Promise<Daemon> {
  * switches to the `ejabberd` system user (which could not write our temp dir) and names an Erlang node
  * (which starts epmd, a daemon that would outlive the bench). Without a node name, ejabberd runs fine for
  * c2s; the Mnesia spool, the log and the config are in the temp dir.
+ * Archive (profile 2): `sql_type: sqlite` (Debian's erlang-p1-sqlite3) on `ejabberd.db` in the temp dir,
+ * `default_db: sql` (accounts, rosters and the archive all in SQLite), and mod_mam with `default: always`.
+ * ejabberd 23.01 creates the schema itself from its lite.sql when the file has no tables.
  */
-export async function startEjabberd(): Promise<Daemon> {
+export async function startEjabberd(opts: PeerOptions = {}): Promise<Daemon> {
   const dir = await mkdtemp(join(tmpdir(), 'pmb-compare-ejabberd-'));
   const port = await freePort();
   const spool = join(dir, 'spool');
   mkdirSync(spool);
   const logFile = join(dir, 'ejabberd.log');
   const config = join(dir, 'ejabberd.yml');
+  const db = opts.archive ? join(dir, 'ejabberd.db') : undefined;
   writeFileSync(
     config,
     [
@@ -206,7 +236,8 @@ export async function startEjabberd(): Promise<Daemon> {
       '    allow: all',
       // The bench registers 100+ accounts from 127.0.0.1: one per 600 s per address by default.
       'registration_timeout: infinity',
-      'auth_method: internal',
+      `auth_method: ${db ? 'sql' : 'internal'}`,
+      ...(db ? ['sql_type: sqlite', `sql_database: "${db}"`, 'default_db: sql'] : []),
       'modules:',
       '  mod_register:',
       '    ip_access: all',
@@ -214,6 +245,7 @@ export async function startEjabberd(): Promise<Daemon> {
       '  mod_roster: {}',
       '  mod_disco: {}',
       '  mod_ping: {}',
+      ...(db ? ['  mod_mam:', '    db_type: sql', '    default: always'] : []),
       '',
     ].join('\n'),
   );
@@ -229,7 +261,7 @@ export async function startEjabberd(): Promise<Daemon> {
     },
   });
   await waitForPort(port, proc, 'ejabberd', logFile);
-  return daemon('ejabberd', proc, port, dir, dpkgVersion('ejabberd') ?? '?', logFile);
+  return daemon('ejabberd', proc, port, dir, dpkgVersion('ejabberd') ?? '?', logFile, db);
 }
 
 /** The pid and all its descendants (ejabberd's beam has an erl_child_setup helper). */
@@ -254,4 +286,37 @@ export function processTree(root: number): number[] {
   };
   walk(root);
   return out;
+}
+
+/**
+ * Profile 2's proof that the archive stores: the rows in the server's SQLite archive, read with the `sqlite3`
+ * CLI (a plain reader beside the running server). Prosody 0.12 keeps archives in `prosodyarchive` (store
+ * `archive`), ejabberd in `archive`. Both archive each chat message twice: once for the sender, once for
+ * the recipient. Undefined when there is no archive or the CLI is missing.
+ */
+export function archivedRows(d: Daemon): number | undefined {
+  if (!d.archiveDb || !onPath('sqlite3')) return undefined;
+  const sql =
+    d.name === 'Prosody'
+      ? "SELECT COUNT(*) FROM prosodyarchive WHERE store = 'archive';"
+      : 'SELECT COUNT(*) FROM archive;';
+  // The server may be mid-commit: wait for its lock rather than fail with "database is locked".
+  const r = spawnSync('sqlite3', ['-readonly', '-cmd', '.timeout 30000', d.archiveDb, sql], {
+    encoding: 'utf8',
+  });
+  const n = Number(r.stdout.trim());
+  return r.status === 0 && r.stdout.trim() !== '' && Number.isFinite(n) ? n : undefined;
+}
+
+/** The archive file's persistent journal mode (`delete` unless a server switched it to WAL). */
+export function archiveJournalMode(d: Daemon): string | undefined {
+  if (!d.archiveDb || !onPath('sqlite3')) return undefined;
+  const r = spawnSync(
+    'sqlite3',
+    ['-readonly', '-cmd', '.timeout 30000', d.archiveDb, 'PRAGMA journal_mode;'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return r.status === 0 ? r.stdout.trim() : undefined;
 }
