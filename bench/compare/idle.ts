@@ -19,16 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Child, startChild, toJson } from '../lib/child.js';
 import { printTable } from '../lib/table.js';
-import { machine, readProc } from '../relay/stats.js';
+import { machine, treeReading } from '../relay/stats.js';
 import type { CheckOutcome, OpenOutcome, WorkerCommand } from './idle-worker.js';
-import {
-  type Daemon,
-  missingPeers,
-  peerVersions,
-  processTree,
-  startEjabberd,
-  startProsody,
-} from './servers.js';
+import { type Daemon, missingPeers, peerVersions, startEjabberd, startProsody } from './servers.js';
 
 export type ServerKey = 'pmb' | 'prosody' | 'ejabberd';
 const LABELS: Record<ServerKey, string> = { pmb: 'PMB', prosody: 'Prosody', ejabberd: 'ejabberd' };
@@ -81,18 +74,7 @@ export interface IdleResult {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Copied from run.ts (not exported there): RSS of the pid and all its descendants, MB. */
-function treeRss(pid: number): number {
-  let s = 0;
-  for (const p of processTree(pid)) {
-    try {
-      s += readProc(p).rssMb;
-    } catch {
-      // Exited in between.
-    }
-  }
-  return s;
-}
+const treeRss = (pid: number) => treeReading(pid).rssMb;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round1 = (x: number) => Math.round(x * 10) / 10;

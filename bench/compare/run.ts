@@ -15,7 +15,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Child, startChild, toJson } from '../lib/child.js';
 import { printTable } from '../lib/table.js';
-import { fsyncMs, type Latency, latency, machine, median, readProc, resetPeak } from '../relay/stats.js';
+import {
+  fsyncMs,
+  type Latency,
+  latency,
+  machine,
+  median,
+  processTree,
+  resetPeak,
+  treeReading,
+} from '../relay/stats.js';
 import type { LoadgenArgs, RunAnswer, RunCommand, SetupAnswer, SystemKey } from './loadgen.js';
 import {
   archivedRows,
@@ -23,7 +32,6 @@ import {
   type Daemon,
   missingPeers,
   peerVersions,
-  processTree,
   startEjabberd,
   startProsody,
 } from './servers.js';
@@ -244,29 +252,8 @@ interface Sample extends Merged {
   settleS: number;
 }
 
-function treeCpuS(pid: number): number {
-  let s = 0;
-  for (const p of processTree(pid)) {
-    try {
-      s += readProc(p).cpuS;
-    } catch {
-      // Exited in between.
-    }
-  }
-  return s;
-}
-
-function treeRss(pid: number, field: 'rssMb' | 'hwmMb'): number {
-  let s = 0;
-  for (const p of processTree(pid)) {
-    try {
-      s += readProc(p)[field];
-    } catch {
-      // Exited in between.
-    }
-  }
-  return s;
-}
+const treeCpuS = (pid: number) => treeReading(pid).cpuS;
+const treeRss = (pid: number, field: 'rssMb' | 'hwmMb') => treeReading(pid)[field];
 
 /** Every message of a profile, warm-ups and check included, per server (reset per profile). */
 const totals = {} as Record<SystemKey, { sent: number; delivered: number }>;

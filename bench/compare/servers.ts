@@ -264,30 +264,6 @@ export async function startEjabberd(opts: PeerOptions = {}): Promise<Daemon> {
   return daemon('ejabberd', proc, port, dir, dpkgVersion('ejabberd') ?? '?', logFile, db);
 }
 
-/** The pid and all its descendants (ejabberd's beam has an erl_child_setup helper). */
-export function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // Gone since readdir.
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    out.push(pid);
-    for (const c of children.get(pid) ?? []) walk(c);
-  };
-  walk(root);
-  return out;
-}
-
 /**
  * Profile 2's proof that the archive stores: the rows in the server's SQLite archive, read with the `sqlite3`
  * CLI (a plain reader beside the running server). Prosody 0.12 keeps archives in `prosodyarchive` (store

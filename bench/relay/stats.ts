@@ -1,4 +1,13 @@
-import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { availableParallelism, cpus, release } from 'node:os';
 import { join } from 'node:path';
 
@@ -87,4 +96,44 @@ export function machine(): { nproc: number; cpu: string; node: string; kernel: s
     node: process.version,
     kernel: release(),
   };
+}
+
+/** The pid and all its descendants (ejabberd's beam has an erl_child_setup helper). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // Gone since readdir.
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
+/** readProc summed over the pid and its descendants (a process that exits in between counts for nothing). */
+export function treeReading(root: number): ProcReading {
+  const sum: ProcReading = { rssMb: 0, hwmMb: 0, cpuS: 0 };
+  for (const pid of processTree(root)) {
+    try {
+      const r = readProc(pid);
+      sum.rssMb += r.rssMb;
+      sum.hwmMb += r.hwmMb;
+      sum.cpuS += r.cpuS;
+    } catch {
+      // Exited in between.
+    }
+  }
+  return sum;
 }

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import WebSocket from 'ws';
-import type { WebSocketFactory } from '../../src/client/index.js';
+import type WebSocket from 'ws';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
 import type { PmbServer } from '../../src/server/index.js';
 import { startNetwork } from '../helpers/network.js';
 import { RawPeer } from '../helpers/raw.js';
 import { rawLink } from '../helpers/raw-link.js';
-import { connectUser, inbox, startServer } from '../helpers/servers.js';
+import { capturingWebSocket, connectUser, inbox, startServer } from '../helpers/servers.js';
 import { until } from '../helpers/wait.js';
 
 /**
@@ -56,13 +55,7 @@ describe('a peer that stalls in the middle of a frame', () => {
       const alice = await connectUser(server, 'alice');
       const bob = await connectUser(server, 'bob');
       const box = inbox(bob);
-      const sockets: WebSocket[] = [];
-      const Capturing = class extends WebSocket {
-        constructor(url: string, protocols?: string | string[]) {
-          super(url, protocols);
-          sockets.push(this);
-        }
-      } as unknown as WebSocketFactory;
+      const { WebSocket: Capturing, sockets } = capturingWebSocket();
       const mallory = await connectUser(server, 'mallory', { WebSocket: Capturing });
       let malloryClosed = false;
       mallory.events.close = () => {

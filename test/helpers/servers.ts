@@ -54,6 +54,18 @@ export function trustingWebSocket(tls: WebSocket.ClientOptions): WebSocketFactor
   } as unknown as WebSocketFactory;
 }
 
+/** A `ws` WebSocket factory that keeps every socket it makes, for a test that must reach under the SDK. */
+export function capturingWebSocket(): { WebSocket: WebSocketFactory; sockets: WebSocket[] } {
+  const sockets: WebSocket[] = [];
+  const Capturing = class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      sockets.push(this);
+    }
+  } as unknown as WebSocketFactory;
+  return { WebSocket: Capturing, sockets };
+}
+
 export interface UserOptions {
   WebSocket?: WebSocketFactory;
   device?: string;

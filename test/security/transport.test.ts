@@ -3,11 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import type { WebSocketFactory } from '../../src/client/index.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
 import { SUBPROTOCOLS } from '../../src/protocol/version.js';
 import { RawPeer } from '../helpers/raw.js';
-import { connectUser, inbox, startServer } from '../helpers/servers.js';
+import { capturingWebSocket, connectUser, inbox, startServer } from '../helpers/servers.js';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -205,13 +204,7 @@ describe('transport: stalled peers', () => {
       const alice = await connectUser(server, 'alice');
       const bob = await connectUser(server, 'bob');
       const box = inbox(bob);
-      const sockets: WebSocket[] = [];
-      const Capturing = class extends WebSocket {
-        constructor(url: string, protocols?: string | string[]) {
-          super(url, protocols);
-          sockets.push(this);
-        }
-      } as unknown as WebSocketFactory;
+      const { WebSocket: Capturing, sockets } = capturingWebSocket();
       const mallory = await connectUser(server, 'mallory', { WebSocket: Capturing });
       assert.equal(await connections(server), 3);
       // Mallory's app hangs: her socket is no longer read, so pings pile up unanswered (ws answers pings

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
-import { MemorySeenStore, PmbClient, type SeenStore, type WebSocketFactory } from '../../src/client/index.js';
+import { MemorySeenStore, PmbClient, type SeenStore } from '../../src/client/index.js';
 import type { EncodingName } from '../../src/protocol/version.js';
 import {
+  capturingWebSocket,
   connectUser as connectWith,
   inbox,
   NodeWebSocket,
@@ -206,13 +206,7 @@ describe('an app that showed a message and died before acknowledging it', () => 
       const alice = await connectWith(server, 'alice');
       // The app's durable store: it outlives the PmbClient instance (an app restart).
       const disk = new MemorySeenStore();
-      const sockets: WebSocket[] = [];
-      const Capturing = class extends WebSocket {
-        constructor(url: string, protocols?: string | string[]) {
-          super(url, protocols);
-          sockets.push(this);
-        }
-      } as unknown as WebSocketFactory;
+      const { WebSocket: Capturing, sockets } = capturingWebSocket();
       let dieAfterMarking = true;
       const seen: SeenStore = {
         has: (key) => disk.has(key),
