@@ -42,10 +42,10 @@ function dpkgVersion(pkg: string): string | undefined {
 }
 
 /**
- * What is missing to run the peers, as a message naming the packages and the apt command; undefined when
- * both are there. The bench never installs anything itself.
+ * What is missing to run the peers (with `archive`: also profile 2's packages), as a message naming them and
+ * the apt command; undefined when all are there. The bench never installs anything itself.
  */
-export function missingPeers(): string | undefined {
+export function missingPeers(opts: { archive?: boolean } = {}): string | undefined {
   const missing: string[] = [];
   if (!onPath('prosody') || !dpkgVersion('prosody')) missing.push('prosody (the `prosody` command)');
   if (!onPath('erl') || !dpkgVersion('ejabberd') || !ejabberdEbin()) {
@@ -53,11 +53,19 @@ export function missingPeers(): string | undefined {
       `ejabberd (the \`erl\` command and ejabberd's Erlang applications in ${EJABBERD_LIBS}/ejabberd-*)`,
     );
   }
+  if (opts.archive) {
+    // Profile 2: each server's SQLite driver, and the sqlite3 CLI that counts the archived rows.
+    for (const pkg of ['lua-dbi-sqlite3', 'erlang-p1-sqlite3']) {
+      if (!dpkgVersion(pkg)) missing.push(`${pkg} (profile 2's SQLite archive)`);
+    }
+    if (!onPath('sqlite3'))
+      missing.push("sqlite3 (the `sqlite3` command, to count profile 2's archived rows)");
+  }
   if (missing.length === 0) return undefined;
   return (
     `missing: ${missing.join('; ')}.\n` +
     'Install them (Debian/Ubuntu, as root) with:\n' +
-    '  apt-get update && apt-get install -y prosody ejabberd lua-dbi-sqlite3 erlang-p1-sqlite3\n' +
+    '  apt-get update && apt-get install -y prosody ejabberd lua-dbi-sqlite3 erlang-p1-sqlite3 sqlite3\n' +
     'Where systemd runs, the packages also start system services; the bench does not use them (it runs its ' +
     'own copies on free ports).'
   );
