@@ -87,14 +87,32 @@ export function receiptWindowed(p: PmbPair): Pair {
   return pair;
 }
 
+/**
+ * Setup only (never timed): a registration or login that breaks is tried again on a new connection, at most
+ * 3 times, each retry said on stderr with the server's answer. Seen once here: during profile 2's setup one
+ * peer closed a fresh stream with `not-authorized` before answering a registration.
+ */
+async function xmppLoginRetrying(server: string, port: number, user: string): Promise<XmppSession> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await xmppLogin(port, XMPP_DOMAIN, user, 'bench-password', 'bench', { existingOk: attempt > 1 });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (attempt >= 3) throw new Error(`${server}: ${why}`);
+      process.stderr.write(`loadgen: ${server}: ${why}; trying again (${attempt}/3)\n`);
+    }
+  }
+}
+
 /** A sender and a recipient on an XMPP server; each message carries one of `bodies`, base64, in <body>. */
 export async function xmppPair(
+  server: string,
   port: number,
   user: string,
   bodies: Uint8Array[],
 ): Promise<Pair & { close(): void }> {
-  const recipient: XmppSession = await xmppLogin(port, XMPP_DOMAIN, `r${user}`, 'bench-password');
-  const sender: XmppSession = await xmppLogin(port, XMPP_DOMAIN, `s${user}`, 'bench-password');
+  const recipient = await xmppLoginRetrying(server, port, `r${user}`);
+  const sender = await xmppLoginRetrying(server, port, `s${user}`);
   const stanzas = bodies.map((b) => `<body>${Buffer.from(b).toString('base64')}</body></message>`);
   const open = new Map<string, { t: number; resolve: () => void }>();
   let next = 0;
@@ -172,9 +190,13 @@ async function main(): Promise<void> {
       for (const b of bodies.flat()) bodySizes.push(b.length);
       lap('pmb');
       const user = (i: number) => `${args.from + have + i}x${tag}`;
-      const prosody = await inBatches(n, 10, (i) => xmppPair(args.prosodyPort, user(i), bodies[i]!));
+      const prosody = await inBatches(n, 10, (i) =>
+        xmppPair('Prosody', args.prosodyPort, user(i), bodies[i]!),
+      );
       lap('prosody');
-      const ejabberd = await inBatches(n, 10, (i) => xmppPair(args.ejabberdPort, user(i), bodies[i]!));
+      const ejabberd = await inBatches(n, 10, (i) =>
+        xmppPair('ejabberd', args.ejabberdPort, user(i), bodies[i]!),
+      );
       lap('ejabberd');
       closers.push(...prosody, ...ejabberd);
       pairs.pmb.push(...pmb.map(receiptWindowed));

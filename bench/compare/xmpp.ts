@@ -25,8 +25,12 @@ export async function xmppLogin(
   user: string,
   password: string,
   resource = 'bench',
-  /** The source address (127.0.0.X): a bench opening thousands of connections spreads them over several. */
-  opts: { localAddress?: string } = {},
+  /**
+   * localAddress: the source address (127.0.0.X): a bench opening thousands of connections spreads them over
+   * several. existingOk: a retry after a broken attempt, whose registration may have gone through: an
+   * account that already exists (`conflict`) is logged in to.
+   */
+  opts: { localAddress?: string; existingOk?: boolean } = {},
 ): Promise<XmppSession> {
   const socket = connect({
     host: '127.0.0.1',
@@ -44,6 +48,14 @@ export async function xmppLogin(
     null;
   const check = () => {
     if (!waiter) return;
+    // The server ended the stream: say so now rather than after the 10 s wait.
+    const ended = /<stream:error>[\s\S]*?<\/stream:error>/.exec(buf);
+    if (ended) {
+      const w = waiter;
+      waiter = null;
+      w.reject(new Error(`${user}: the server closed the stream: ${ended[0]}`));
+      return;
+    }
     const m = buf.match(waiter.pattern);
     if (!m) return;
     buf = buf.slice((m.index ?? 0) + m[0].length);
@@ -59,10 +71,10 @@ export async function xmppLogin(
   socket.on('error', (err) => waiter?.reject(err));
   const expect = (pattern: RegExp, what: string) =>
     new Promise<RegExpMatchArray>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${user}: no ${what} in 10 s; got ${buf.slice(0, 300)}`)),
-        10_000,
-      );
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`${user}: no ${what} in 10 s; got ${buf.slice(0, 300)}`));
+      }, 10_000);
       waiter = {
         pattern,
         resolve: (m) => {
@@ -71,6 +83,7 @@ export async function xmppLogin(
         },
         reject: (e) => {
           clearTimeout(timer);
+          socket.destroy();
           reject(e);
         },
       };
@@ -85,11 +98,18 @@ export async function xmppLogin(
       `<password>${password}</password></query></iq>`,
   );
   const reg = await expect(/<iq\b[^>]*\bid=['"]reg['"][^>]*?(\/>|>[\s\S]*?<\/iq>)/, 'registration answer');
-  if (!/type=['"]result['"]/.test(reg[0])) throw new Error(`${user}: registration refused: ${reg[0]}`);
+  const registered = /type=['"]result['"]/.test(reg[0]) || (opts.existingOk && /<conflict\b/.test(reg[0]));
+  if (!registered) {
+    socket.destroy();
+    throw new Error(`${user}: registration refused: ${reg[0]}`);
+  }
   const plain = Buffer.from(`\0${user}\0${password}`).toString('base64');
   socket.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plain}</auth>`);
   const auth = await expect(/<(success|failure)\b[\s\S]*?(\/>|<\/\1>)/, 'SASL answer');
-  if (auth[1] !== 'success') throw new Error(`${user}: authentication failed: ${auth[0]}`);
+  if (auth[1] !== 'success') {
+    socket.destroy();
+    throw new Error(`${user}: authentication failed: ${auth[0]}`);
+  }
   buf = '';
   open();
   await expect(/<\/stream:features>/, 'stream features after auth');
