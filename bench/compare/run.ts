@@ -23,6 +23,7 @@ import {
   median,
   processTree,
   resetPeak,
+  summarizeRuns,
   treeReading,
 } from '../relay/stats.js';
 import type { LoadgenArgs, RunAnswer, RunCommand, SetupAnswer, SystemKey } from './loadgen.js';
@@ -309,24 +310,11 @@ async function measure(
 }
 
 function summarize(samples: Sample[]) {
-  const m = (f: (s: Sample) => number) => median(samples.map(f));
-  const rates = samples.map((s) => s.msgsPerS);
   return {
-    msgsPerS: m((s) => s.msgsPerS),
-    msgsPerSRange: [Math.min(...rates), Math.max(...rates)],
-    p50Ms: m((s) => s.latency.p50),
-    p99Ms: m((s) => s.latency.p99),
-    maxMs: m((s) => s.latency.max),
-    serverCpuS: m((s) => s.serverCpuS),
-    serverCpuUsPerMsg: m((s) => (s.serverCpuS / s.delivered) * 1e6),
-    loadCpuS: m((s) => s.loadCpuS),
-    loadCpuUsPerMsg: m((s) => (s.loadCpuS / s.delivered) * 1e6),
-    serverPeakRssMb: m((s) => s.serverPeakRssMb),
-    fsyncMs: m((s) => s.fsyncMs),
+    ...summarizeRuns(samples),
     delivered: samples.reduce((a, s) => a + s.delivered, 0),
     incomplete: samples.filter((s) => !s.complete).length,
-    settleS: m((s) => s.settleS),
-    runs: samples,
+    settleS: median(samples.map((s) => s.settleS)),
   };
 }
 type Summary = ReturnType<typeof summarize>;

@@ -25,7 +25,7 @@ import {
   type RawPair,
   rawPair,
 } from './load.js';
-import { fsyncMs, machine, median, readProc, resetPeak } from './stats.js';
+import { fsyncMs, machine, median, readProc, resetPeak, summarizeRuns } from './stats.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -124,22 +124,9 @@ async function measure(server: Child, pairs: Pair[], window: number, count: numb
 }
 
 function summarize(samples: Sample[]) {
-  const m = (f: (s: Sample) => number) => median(samples.map(f));
-  const rates = samples.map((s) => s.msgsPerS);
   return {
-    msgsPerS: m((s) => s.msgsPerS),
-    msgsPerSRange: [Math.min(...rates), Math.max(...rates)],
-    p50Ms: m((s) => s.latency.p50),
-    p99Ms: m((s) => s.latency.p99),
-    maxMs: m((s) => s.latency.max),
-    serverCpuS: m((s) => s.serverCpuS),
-    serverCpuUsPerMsg: m((s) => (s.serverCpuS / s.delivered) * 1e6),
-    loadCpuS: m((s) => s.loadCpuS),
-    loadCpuUsPerMsg: m((s) => (s.loadCpuS / s.delivered) * 1e6),
-    serverPeakRssMb: m((s) => s.serverPeakRssMb),
-    msgsPerCommit: m((s) => (s.commits > 0 ? s.delivered / s.commits : 0)),
-    fsyncMs: m((s) => s.fsyncMs),
-    runs: samples,
+    ...summarizeRuns(samples),
+    msgsPerCommit: median(samples.map((s) => (s.commits > 0 ? s.delivered / s.commits : 0))),
   };
 }
 

@@ -37,6 +37,39 @@ export function latency(ms: Float64Array | number[]): Latency {
   return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.length ? (s[s.length - 1] as number) : 0 };
 }
 
+/** What every bench reads around one timed run of a server. */
+export interface RunSample {
+  msgsPerS: number;
+  delivered: number;
+  latency: Latency;
+  serverCpuS: number;
+  /** The load generator's own CPU over the run. */
+  loadCpuS: number;
+  serverPeakRssMb: number;
+  /** Median 4 KiB write+fsync just before the run: the disk moves too on a shared machine. */
+  fsyncMs: number;
+}
+
+/** Medians over the repeats of a scenario (and the range of msgs/s), with the runs themselves. */
+export function summarizeRuns<S extends RunSample>(samples: S[]) {
+  const m = (f: (s: S) => number) => median(samples.map(f));
+  const rates = samples.map((s) => s.msgsPerS);
+  return {
+    msgsPerS: m((s) => s.msgsPerS),
+    msgsPerSRange: [Math.min(...rates), Math.max(...rates)],
+    p50Ms: m((s) => s.latency.p50),
+    p99Ms: m((s) => s.latency.p99),
+    maxMs: m((s) => s.latency.max),
+    serverCpuS: m((s) => s.serverCpuS),
+    serverCpuUsPerMsg: m((s) => (s.serverCpuS / s.delivered) * 1e6),
+    loadCpuS: m((s) => s.loadCpuS),
+    loadCpuUsPerMsg: m((s) => (s.loadCpuS / s.delivered) * 1e6),
+    serverPeakRssMb: m((s) => s.serverPeakRssMb),
+    fsyncMs: m((s) => s.fsyncMs),
+    runs: samples,
+  };
+}
+
 export interface ProcReading {
   /** Resident set now, MB. */
   rssMb: number;
