@@ -1,13 +1,15 @@
 /**
- * `npm run bench:compare [-- --quick] [--profile 1|2|both] [--procs N] [--messages N] [--repeats N]`
+ * `npm run bench:compare [-- --quick] [--profile 1|2|both] [--procs N] [--messages N] [--repeats N] [--skip-idle]`
  *
  * PMB (`pmb serve`'s server, as bench/relay starts it) beside Prosody and ejabberd, side by side in one run
  * on this machine, driven by the same load generator: N pairs exchanging 1:1 messages with the same payload
  * bytes. Profile 1: online delivery with each server's defaults. Profile 2: a durable archive on every
  * server (PMB as it is; mod_mam on SQLite on both peers). The load generator runs in `--procs` child
  * processes (compare/loadgen.ts); a load generator check runs the 50-pair scenario with 1, 2 and 4 of them.
+ * Then bench:idle (compare/idle.ts): idle RSS per logged-in connection at 1k and 10k, unless --skip-idle.
  * Figures are medians; nothing passes or fails.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -44,6 +46,7 @@ const { values: flags } = parseArgs({
     repeats: { type: 'string' },
     profile: { type: 'string', default: 'both' },
     procs: { type: 'string', default: '2' },
+    'skip-idle': { type: 'boolean', default: false },
   },
 });
 if (!['1', '2', 'both'].includes(flags.profile ?? '')) {
@@ -663,6 +666,15 @@ async function main(): Promise<void> {
     }),
   );
   console.log(`\nwrote ${relative(process.cwd(), file)}`);
+
+  // Then idle RSS per logged-in connection at 1k and 10k (200 and 1k with --quick): bench:idle as a child,
+  // which raises its own open-files limit, prints its table and writes bench/results/idle-<date>.json.
+  if (flags['skip-idle']) return;
+  console.log('\n=== idle connections (npm run bench:idle) ===');
+  const idle = spawnSync(process.execPath, [join(here, 'idle.js'), ...(quick ? ['--quick'] : [])], {
+    stdio: 'inherit',
+  });
+  if (idle.status !== 0) process.exitCode = idle.status ?? 1;
 }
 
 await main();
