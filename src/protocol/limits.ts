@@ -24,6 +24,8 @@ export interface Limits {
   deliveryWindow: number;
   /** Nesting depth accepted in a decoded frame. */
   maxDepth: number;
+  /** Messages waiting in the outbox for one other server; beyond it, new mail for its users is refused. */
+  outboxPerServer: number;
   /** WebSocket ping interval, ms; a peer silent (not even a pong) for two intervals is dropped. */
   heartbeatMs: number;
 }
@@ -41,5 +43,6 @@ export const DEFAULT_LIMITS: Limits = {
   handshakeTimeoutMs: 20_000,
   deliveryWindow: 256,
   maxDepth: 16,
+  outboxPerServer: 50_000,
   heartbeatMs: 30_000,
 };

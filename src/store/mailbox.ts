@@ -46,6 +46,11 @@ export class MailboxStore {
     return { duplicate: false, received: now, entries };
   }
 
+  /** true when (sender, id) is held here (stored once, even if delivered since). */
+  has(sender: string, id: string): boolean {
+    return this.db.get('SELECT 1 AS x FROM messages WHERE sender = ? AND id = ?', [sender, id]) !== undefined;
+  }
+
   /** Entries of the account after a position, oldest first. */
   after(account: string, seq: number, limit: number): MailboxEntry[] {
     return this.db.all<MailboxEntry & Record<string, unknown>>(

@@ -20,6 +20,17 @@ export function register(router: Router): void {
     // mailbox gets a copy too when the sender has other devices.
     const routes = mail.route(to.filter((fp) => fp !== account));
     routes.copyToSender = { account, device: session.device as string };
+    // A server that takes no mail (down, cut off) must not fill this one's disk: past outboxPerServer
+    // waiting messages, new mail for it is refused (a retry of one already held is still answered).
+    for (const domain of routes.remote.keys()) {
+      const waiting = ctx.store.outbox.count(domain);
+      if (waiting >= config.limits.outboxPerServer && !ctx.store.mailbox.has(account, envelope.id)) {
+        throw new PmbError(
+          'unreachable',
+          `${domain} has not taken the ${waiting} messages already waiting for it; try again later`,
+        );
+      }
+    }
     const result = await mail.store(envelope, routes, session);
     // Committed and fsynced: acknowledged only now.
     return { message: envelope.id, ts: result.received, duplicate: result.duplicate };
