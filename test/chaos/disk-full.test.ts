@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,20 +8,8 @@ import type { Envelope } from '../../src/protocol/frames.js';
 import { createServer, type PmbServer, serverConfig } from '../../src/server/index.js';
 import { freePort } from '../helpers/network.js';
 import { connectUser, inbox } from '../helpers/servers.js';
+import { smallDisk } from '../helpers/small-disk.js';
 import { until } from '../helpers/wait.js';
-
-/** A small tmpfs of our own, so the disk can really fill up (needs root, as CI has). */
-async function smallDisk(sizeKb: number): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), 'pmb-full-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKb}k`, 'tmpfs', path]);
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      execFileSync('umount', ['-l', path]);
-      await rm(path, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Every deliver frame a client gets, before the SDK drops redeliveries: what the server really sent. */
 function rawDeliveries(client: PmbClient): number[] {

@@ -1,23 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { connectUser, inbox, startServer } from '../helpers/servers.js';
-
-/** A small tmpfs of our own, so the disk can really fill up (needs root, as CI has). */
-async function smallDisk(sizeKb: number): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), 'pmb-full-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKb}k`, 'tmpfs', path]);
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      execFileSync('umount', ['-l', path]);
-      await rm(path, { recursive: true, force: true });
-    },
-  };
-}
+import { smallDisk } from '../helpers/small-disk.js';
 
 describe('full disk', () => {
   it('a full disk refuses new messages with storage_full, loses nothing acknowledged, and recovers', async () => {
