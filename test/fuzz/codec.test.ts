@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { toHex } from '../../src/protocol/bytes.js';
 import { CODECS, decodeCanonicalCbor, decodeCbor, encodeCbor } from '../../src/protocol/codec.js';
 import { PmbError } from '../../src/protocol/errors.js';
+import { plain } from '../helpers/plain.js';
 import { readStrictCbor } from '../protocol/strict-cbor.js';
 import { checkProperty, setOwn } from './fuzz.js';
 
@@ -41,16 +42,6 @@ const frameValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) =>
       .filter((m) => !(Object.keys(m).length === 1 && typeof m.$bytes === 'string')),
   ),
 })).value;
-
-/** Byte strings compare by content whatever their class (cbor-x hands out Buffers). */
-function plain(value: unknown): unknown {
-  if (value instanceof Uint8Array) return { $hex: toHex(value) };
-  if (Array.isArray(value)) return value.map(plain);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
-}
 
 /*
  * A small CBOR writer of our own, so that the same value can be written canonically or with exactly one

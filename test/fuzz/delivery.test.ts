@@ -258,6 +258,23 @@ async function runSequence(makeWorld: () => Promise<World>, actions: Action[]): 
       if (isOpen(c)) return c;
       return open(u, online[u]?.device ?? 'd0');
     };
+    /** A new message from `from` to `to`, sealed now and recorded as sent at this step. */
+    const seal = async (c: Conn, from: number, to: number, text: string): Promise<Sent> => {
+      const envelope = await c.client.seal([identities[to] as Identity], text);
+      const m: Sent = {
+        id: envelope.id,
+        from,
+        to,
+        text,
+        envelope,
+        lo: step,
+        hi: Number.POSITIVE_INFINITY,
+        acked: false,
+        attempts: [],
+      };
+      sent.push(m);
+      return m;
+    };
     const attempt = async (m: Sent, c: Conn, drop?: 'terminate' | 'tick' | 'close'): Promise<void> => {
       const at = step;
       const answer = c.client.sendEnvelope(m.envelope);
@@ -287,19 +304,7 @@ async function runSequence(makeWorld: () => Promise<World>, actions: Action[]): 
         case 'send':
         case 'drop': {
           const c = await ensureOnline(action.from);
-          const envelope = await c.client.seal([identities[action.to] as Identity], action.text);
-          const m: Sent = {
-            id: envelope.id,
-            from: action.from,
-            to: action.to,
-            text: action.text,
-            envelope,
-            lo: step,
-            hi: Number.POSITIVE_INFINITY,
-            acked: false,
-            attempts: [],
-          };
-          sent.push(m);
+          const m = await seal(c, action.from, action.to, action.text);
           await attempt(m, c, action.a === 'drop' ? action.how : undefined);
           break;
         }
@@ -307,20 +312,7 @@ async function runSequence(makeWorld: () => Promise<World>, actions: Action[]): 
           const c = await ensureOnline(action.from);
           const batch: Sent[] = [];
           for (const text of action.texts) {
-            const envelope = await c.client.seal([identities[action.to] as Identity], text);
-            const m: Sent = {
-              id: envelope.id,
-              from: action.from,
-              to: action.to,
-              text,
-              envelope,
-              lo: step,
-              hi: Number.POSITIVE_INFINITY,
-              acked: false,
-              attempts: [],
-            };
-            sent.push(m);
-            batch.push(m);
+            batch.push(await seal(c, action.from, action.to, text));
           }
           // Answers may come in any order; all of the batch is stored at this step, in no promised order.
           await Promise.all(batch.map((m) => attempt(m, c)));

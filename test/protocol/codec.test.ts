@@ -15,6 +15,7 @@ import { PmbError } from '../../src/protocol/errors.js';
 import { Register, Send } from '../../src/protocol/frames.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
 import { SUBPROTOCOLS } from '../../src/protocol/version.js';
+import { plain } from '../helpers/plain.js';
 import { readStrictCbor } from './strict-cbor.js';
 
 const fp = (c: string) => c.repeat(40);
@@ -47,16 +48,6 @@ const registerFrame = {
   publicKey: new Uint8Array(300).fill(7),
   invite: 'abc',
 };
-
-/** Byte strings compare by content whatever their class. */
-function plain(value: unknown): unknown {
-  if (value instanceof Uint8Array) return { $hex: toHex(value) };
-  if (Array.isArray(value)) return value.map(plain);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
-}
 
 function isBadFrame(e: unknown): boolean {
   return e instanceof PmbError && e.code === 'bad_frame';

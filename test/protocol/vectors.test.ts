@@ -15,6 +15,7 @@ import { fromHex, sha256, toHex } from '../../src/protocol/bytes.js';
 import { cborCodec, encodeCbor, jsonCodec } from '../../src/protocol/codec.js';
 import { type Envelope, METHODS, PUSHES } from '../../src/protocol/frames.js';
 import { bindingBody, locationBody, type SignedRecord, serverBody } from '../../src/protocol/records.js';
+import { plain } from '../helpers/plain.js';
 import {
   decodeCborHex,
   type EncodedFrame,
@@ -27,16 +28,6 @@ import {
 import { readStrictCbor, type StrictCborStats } from './strict-cbor.js';
 
 type Frame = Record<string, unknown> & { type: string; id?: number };
-
-/** Byte strings compare by content whatever their class (cbor-x may hand out Buffers). */
-function plain(value: unknown): unknown {
-  if (value instanceof Uint8Array) return { $hex: toHex(value) };
-  if (Array.isArray(value)) return value.map(plain);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
-}
 
 /** Everything one encoded frame must satisfy; returns the frame as the CBOR codec reads it. */
 function checkFrame(frame: EncodedFrame, expectedType: string): Frame {
